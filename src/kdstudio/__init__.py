@@ -1,0 +1,1 @@
+"""Knowledge-distillation studio: teacher -> augmented transfer set -> BiLSTM student -> int8."""

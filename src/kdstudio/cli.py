@@ -1,0 +1,143 @@
+"""Command line over the pipeline: ``python -m kdstudio run --config quick`` and one
+subcommand per stage on an existing run folder."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from . import runs as R
+from .config import RunConfig, preset_names
+from .progress import Progress
+
+
+class _Bar:
+    """A tqdm bar per stage, fed by progress callbacks."""
+
+    def __init__(self) -> None:
+        self.bar = None
+        self.key = None
+
+    def __call__(self, p: Progress) -> None:
+        from tqdm import tqdm
+
+        key = (p.stage, p.metrics.get("phase"))
+        if key != self.key:
+            if self.bar is not None:
+                self.bar.close()
+            desc = p.stage + (f" ({key[1]})" if key[1] else "")
+            self.bar = tqdm(total=p.total, desc=desc, unit="step", dynamic_ncols=True)
+            self.key = key
+        self.bar.total = p.total
+        self.bar.n = p.step
+        post = {k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in p.metrics.items()
+                if k in ("loss", "val_accuracy", "epoch")}
+        self.bar.set_postfix(post, refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _parse_sets(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--set takes key=value (e.g. student.epochs=3), got {item!r}")
+        k, v = item.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v)
+    return out
+
+
+def _run_dir(arg: str, runs_dir: str | None) -> R.Run:
+    p = Path(arg)
+    if not (p / "config.yaml").exists() and runs_dir:
+        p = Path(runs_dir) / arg
+    if not (p / "config.yaml").exists():
+        raise ValueError(f"{arg!r} is not a run folder (no config.yaml in it)")
+    return R.Run(p.resolve())
+
+
+def _finish(run: R.Run, status: str) -> int:
+    st = run.status()
+    print(f"\nrun {run.path}: {status}" + (f" — {st.get('message')}" if st.get("message") else ""))
+    if status == "done" and run.file(R.RESULTS_MD).exists():
+        print(run.file(R.RESULTS_MD).read_text())
+    return 0 if status == "done" else (130 if status == "cancelled" else 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .pipeline import run_stages
+
+    ap = argparse.ArgumentParser(prog="kdstudio", description=__doc__)
+    ap.add_argument("--runs-dir", default=None,
+                    help="folder holding run folders (default: $KDSTUDIO_RUNS_DIR or ./runs)")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("run", help="create a run and run the whole pipeline")
+    p.add_argument("--config", required=True,
+                   help=f"YAML file or preset name ({', '.join(preset_names())})")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting, e.g. --set student.epochs=3 (repeatable)")
+    p.add_argument("--name", default=None)
+    p = sub.add_parser("create", help="create a run folder without running it")
+    p.add_argument("--config", required=True)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p = sub.add_parser("stages", help="run some stages on an existing run folder")
+    p.add_argument("run")
+    p.add_argument("--stages", default=",".join(R.STAGES))
+    for stage in R.STAGES:
+        p = sub.add_parser(stage, help=f"run the {stage} stage alone on an existing run folder")
+        p.add_argument("run")
+    sub.add_parser("list", help="list runs and their status")
+    p = sub.add_parser("cancel", help="ask a running run to stop")
+    p.add_argument("run")
+    args = ap.parse_args(argv)
+    root = args.runs_dir
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # our own bars say more than "Loading weights"
+
+    try:
+        if args.cmd in ("run", "create"):
+            cfg = RunConfig.load(args.config).with_overrides(_parse_sets(args.set))
+            if getattr(args, "name", None):
+                cfg.name = args.name
+            run = R.Run.create(cfg, root)
+            print(f"run folder: {run.path}")
+            if args.cmd == "create":
+                return 0
+            bar = _Bar()
+            try:
+                status = run_stages(run, None, bar)
+            finally:
+                bar.close()
+            return _finish(run, status)
+        if args.cmd == "list":
+            for run in R.list_runs(root):
+                st = run.status()
+                print(f"{run.id}\t{st.get('status')}\t{st.get('stage') or ''}\t"
+                      f"{st.get('message', '')}")
+            return 0
+        run = _run_dir(args.run, root)
+        if args.cmd == "cancel":
+            run.request_cancel()
+            print(f"cancel requested for {run.id}")
+            return 0
+        stages = args.stages.split(",") if args.cmd == "stages" else [args.cmd]
+        bar = _Bar()
+        try:
+            status = run_stages(run, stages, bar)
+        finally:
+            bar.close()
+        return _finish(run, status)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""Measure models side by side: accuracy, agreement, size, parameters, latency, throughput.
+
+Every model is wrapped as a :class:`Predictor` (encode texts once, then time only the model
+call, so tokenisation cost does not blur the comparison; each row says so). Latency is batch
+1 over real validation sentences after warm-up (p50/p95); throughput is sentences per second
+at a fixed batch size over the whole validation set.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .quantize import run_student_onnx, session
+from .student import BiLSTMClassifier, StudentVocab, load_student, num_parameters
+from .teacher import Teacher
+
+
+@dataclass
+class Predictor:
+    """A model behind one interface: ``encode(texts) -> inputs``, ``run(inputs) -> logits``."""
+
+    name: str
+    kind: str  # "teacher" | "student" | "student-onnx" | "student-int8" | "teacher-int8"
+    encode: Callable[[list[str]], Any]
+    run: Callable[[Any], np.ndarray]
+    params: int
+    size_bytes: int
+    backend: str
+
+    def predict(self, texts: list[str]) -> np.ndarray:
+        return self.run(self.encode(texts))
+
+
+def dir_size(paths: list[Path]) -> int:
+    return sum(p.stat().st_size for p in paths if p.exists())
+
+
+def teacher_predictor(teacher: Teacher, weights_dir: Path | None = None) -> Predictor:
+    def encode(texts):
+        return teacher.tokenizer(texts, padding=True, truncation=True,
+                                 max_length=teacher.max_length, return_tensors="pt"
+                                 ).to(teacher.device)
+
+    @torch.no_grad()
+    def run(enc):
+        teacher.model.eval()
+        return teacher.model(**enc).logits.float().cpu().numpy()
+
+    size = dir_size(list(Path(weights_dir).glob("*.safetensors"))) if weights_dir else 0
+    return Predictor("teacher", "teacher", encode, run, teacher.num_parameters(), size,
+                     "pytorch")
+
+
+def student_predictor(name: str, student_dir: Path, tokenizer, max_length: int) -> Predictor:
+    model, vocab, _ = load_student(student_dir)
+
+    def encode(texts):
+        return torch.from_numpy(vocab.encode(tokenizer, texts, max_length))
+
+    @torch.no_grad()
+    def run(ids):
+        return model(ids).numpy()
+
+    return Predictor(name, "student", encode, run, num_parameters(model),
+                     dir_size([student_dir / "model.safetensors"]), "pytorch")
+
+
+def onnx_student_predictor(name: str, kind: str, onnx_path: Path, vocab: StudentVocab,
+                           tokenizer, max_length: int, params: int,
+                           threads: int | None = None) -> Predictor:
+    sess = session(onnx_path, threads)
+    return Predictor(
+        name, kind, lambda texts: vocab.encode(tokenizer, texts, max_length),
+        lambda ids: run_student_onnx(sess, ids), params, onnx_path.stat().st_size,
+        "onnxruntime")
+
+
+def onnx_teacher_predictor(onnx_path: Path, teacher: Teacher, threads: int | None = None
+                           ) -> Predictor:
+    sess = session(onnx_path, threads)
+
+    def encode(texts):
+        enc = teacher.tokenizer(texts, padding=True, truncation=True,
+                                max_length=teacher.max_length, return_tensors="np")
+        return {"input_ids": enc["input_ids"].astype(np.int64),
+                "attention_mask": enc["attention_mask"].astype(np.int64)}
+
+    return Predictor("teacher int8", "teacher-int8", encode,
+                     lambda feeds: sess.run(["logits"], feeds)[0], teacher.num_parameters(),
+                     onnx_path.stat().st_size, "onnxruntime")
+
+
+def measure(p: Predictor, texts: list[str], labels: np.ndarray,
+            teacher_pred: np.ndarray | None, *, latency_samples: int, warmup: int,
+            batch_size: int, seed: int = 0) -> dict[str, Any]:
+    """Accuracy, agreement and timing of one predictor on validation ``texts``."""
+    logits = np.concatenate([p.predict(texts[s:s + batch_size])
+                             for s in range(0, len(texts), batch_size)])
+    pred = logits.argmax(-1)
+    # Batch-1 latency over real sentences, inputs encoded beforehand.
+    rng = np.random.default_rng(seed)
+    n = min(latency_samples, len(texts))
+    pick = rng.choice(len(texts), n, replace=False) if n < len(texts) else np.arange(n)
+    singles = [p.encode([texts[i]]) for i in pick]
+    for i in range(min(warmup, n)):
+        p.run(singles[i % n])
+    times = np.empty(n)
+    for i, x in enumerate(singles):
+        t0 = time.perf_counter()
+        p.run(x)
+        times[i] = time.perf_counter() - t0
+    # Throughput at batch_size over the whole set (one warm-up batch first).
+    batches = [p.encode(texts[s:s + batch_size]) for s in range(0, len(texts), batch_size)]
+    p.run(batches[0])
+    t0 = time.perf_counter()
+    for b in batches:
+        p.run(b)
+    total = time.perf_counter() - t0
+    return {
+        "name": p.name, "kind": p.kind, "backend": p.backend,
+        "accuracy": float((pred == labels).mean()),
+        "agreement_with_teacher": None if teacher_pred is None
+        else float((pred == teacher_pred).mean()),
+        "params": int(p.params), "size_mb": round(p.size_bytes / 1e6, 3),
+        "latency_b1_ms_p50": float(np.percentile(times, 50) * 1e3),
+        "latency_b1_ms_p95": float(np.percentile(times, 95) * 1e3),
+        "latency_b1_ms_mean": float(times.mean() * 1e3),
+        "latency_samples": int(n),
+        "b1_total_s": float(times.sum()),
+        "throughput_batch_size": batch_size,
+        "throughput_per_s": float(len(texts) / total),
+        "b32_total_s": float(total),
+        "_pred": pred,
+    }
+
+
+def add_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    teacher = next((r for r in rows if r["kind"] == "teacher"), None)
+    for r in rows:
+        r.pop("_pred", None)
+        if teacher is not None:
+            r["speedup_b1"] = teacher["latency_b1_ms_p50"] / r["latency_b1_ms_p50"]
+            r["speedup_throughput"] = r["throughput_per_s"] / teacher["throughput_per_s"]
+            r["size_ratio"] = (teacher["size_mb"] / r["size_mb"]) if r["size_mb"] else None
+    return rows
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    head = ("| model | accuracy | agreement | params | size (MB) | p50 b1 (ms) | p95 b1 (ms) "
+            "| throughput b32 (/s) | speed-up b1 | size ratio |")
+    lines = [head, "|" + "---|" * 10]
+    for r in rows:
+        agree = "—" if r.get("agreement_with_teacher") is None else \
+            f"{100 * r['agreement_with_teacher']:.1f}%"
+        lines.append(
+            f"| {r['name']} | {100 * r['accuracy']:.2f}% | {agree} | {r['params'] / 1e6:.2f}M "
+            f"| {r['size_mb']:.2f} | {r['latency_b1_ms_p50']:.3f} | "
+            f"{r['latency_b1_ms_p95']:.3f} | {r['throughput_per_s']:.0f} | "
+            f"{r.get('speedup_b1', 1.0):.1f}x | {r.get('size_ratio') or 0:.1f}x |")
+    return "\n".join(lines) + "\n"
+
+
+def figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Plotly figures: accuracy vs batch-1 latency (log x, bubble = size) and size bars."""
+    import plotly.graph_objects as go
+
+    sizes = np.array([max(r["size_mb"], 1e-3) for r in rows])
+    bubble = 12 + 48 * np.sqrt(sizes / sizes.max())
+    scatter = go.Figure(go.Scatter(
+        x=[r["latency_b1_ms_p50"] for r in rows], y=[100 * r["accuracy"] for r in rows],
+        mode="markers+text", text=[r["name"] for r in rows], textposition="top center",
+        marker={"size": bubble, "sizemode": "diameter", "opacity": 0.7},
+        customdata=[[r["size_mb"], r["params"] / 1e6] for r in rows],
+        hovertemplate="%{text}<br>%{y:.2f}% at %{x:.3f} ms<br>%{customdata[0]:.2f} MB, "
+                      "%{customdata[1]:.2f}M params<extra></extra>"))
+    scatter.update_layout(title="Accuracy against batch-1 latency (bubble = size on disk)",
+                          xaxis={"type": "log", "title": "p50 latency at batch 1 (ms, log)"},
+                          yaxis={"title": "validation accuracy (%)"}, template="plotly_white")
+    bars = go.Figure(go.Bar(x=[r["name"] for r in rows], y=[r["size_mb"] for r in rows],
+                            text=[f"{r['size_mb']:.2f} MB" for r in rows],
+                            textposition="outside"))
+    bars.update_layout(title="Size on disk", yaxis={"title": "MB", "type": "log"},
+                       template="plotly_white")
+    return {"accuracy_latency": scatter, "size": bars}
+
+
+def load_students(run_dir: Path) -> dict[str, tuple[BiLSTMClassifier, StudentVocab, dict]]:
+    out = {}
+    for d in sorted((run_dir / "students").glob("*")):
+        if (d / "model.safetensors").exists():
+            out[d.name] = load_student(d)
+    return out

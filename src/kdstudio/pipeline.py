@@ -1,0 +1,374 @@
+"""The stages of a run, each reading and writing its run folder.
+
+teacher → augment (transfer set with soft labels) → student → quantize → compare. Each stage
+can run alone on an existing run folder (it reads what earlier stages left there), records
+``stage_started`` / ``progress`` / ``stage_finished`` / ``error`` events, and on failure or
+cancel leaves earlier artifacts intact and says why in the status.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from . import runs as R
+from .config import RunConfig
+from .data import DataError, TaskData, load_task
+from .progress import Progress, StopRequested
+from .runs import Run
+
+Listener = Callable[[Progress], None]
+
+STUDENT_LABELS = {
+    "baseline": "BiLSTM baseline (hard labels)",
+    "distilled-noaug": "BiLSTM + soft labels",
+    "distilled": "BiLSTM + soft labels + augmentation",
+}
+
+
+def cache_dir_for(run: Run) -> Path:
+    env = os.environ.get("KDSTUDIO_CACHE_DIR")
+    return Path(env) if env else run.path.parent / "_cache"
+
+
+class _Reporter:
+    """Turns loop progress into throttled ``progress`` events (and feeds an optional listener)."""
+
+    def __init__(self, run: Run, listener: Listener | None, every: float = 1.0):
+        self.run, self.listener, self.every = run, listener, every
+        self._last, self._last_val = 0.0, None
+
+    def __call__(self, p: Progress) -> None:
+        now = time.time()
+        val = p.metrics.get("val_accuracy")
+        if now - self._last >= self.every or p.step >= p.total or val != self._last_val:
+            self.run.log("progress", **p.as_event())
+            self._last, self._last_val = now, val
+        if self.listener is not None:
+            self.listener(p)
+
+
+# ---------------------------------------------------------------------------------------
+# Stages
+# ---------------------------------------------------------------------------------------
+def stage_teacher(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -> dict:
+    from .teacher import evaluate_teacher, fine_tune, fingerprint, load_teacher, save_teacher
+    from .transfer import link_or_copy
+
+    out = run.file(R.TEACHER_DIR)
+    tc = cfg.teacher
+    if tc.pretrained:
+        teacher = load_teacher(tc.pretrained, task, cfg.device, tc.max_length)
+        save_teacher(teacher, out)
+        metrics = {**evaluate_teacher(teacher, task, tc.eval_batch_size),
+                   "source": tc.pretrained, "parameters": teacher.num_parameters(),
+                   "fine_tuned_here": False}
+        metrics["fingerprint"] = fingerprint(out)
+        (out / "teacher.json").write_text(json.dumps(metrics, indent=1))
+        return metrics
+    # Fine-tuning is cached by what goes into it: backbone, data, settings, seed.
+    import hashlib
+
+    from .teacher import resolve_model_ref
+
+    ref = resolve_model_ref(tc.backbone)
+    backbone_id = fingerprint(ref) if Path(ref).exists() else ref
+    key = hashlib.sha256(json.dumps({"backbone": backbone_id, "data": task.fingerprint(),
+                                     "teacher": tc.to_dict(), "seed": cfg.seed},
+                                    sort_keys=True).encode()).hexdigest()[:16]
+    cached = cache_dir_for(run) / f"teacher-{key}"
+    if (cached / "teacher.json").exists():
+        for f in cached.iterdir():
+            link_or_copy(f, out / f.name)
+        metrics = json.loads((out / "teacher.json").read_text())
+        return {**metrics, "cached": True}
+    metrics = fine_tune(task, tc, out, seed=cfg.seed, device=cfg.device, on_step=report,
+                        should_stop=run.cancel_requested)
+    if not metrics.get("cancelled"):
+        cached.mkdir(parents=True, exist_ok=True)
+        for f in out.iterdir():
+            link_or_copy(f, cached / f.name)
+    return {**metrics, "cached": False}
+
+
+def _load_run_teacher(run: Run, cfg: RunConfig, task: TaskData | None = None):
+    from .teacher import load_teacher
+
+    path = run.file(R.TEACHER_DIR)
+    if not (path / "config.json").exists():
+        raise RuntimeError("this run has no teacher yet: run the teacher stage first")
+    return load_teacher(str(path), task, cfg.device, cfg.teacher.max_length)
+
+
+def stage_augment(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -> dict:
+    from .teacher import fingerprint
+    from .transfer import build_transfer_set
+
+    teacher = _load_run_teacher(run, cfg, task)
+    return build_transfer_set(
+        task, teacher, fingerprint(run.file(R.TEACHER_DIR)), cfg.augment,
+        run.file(R.TRANSFER_FILE), seed=cfg.seed, batch_size=cfg.teacher.eval_batch_size,
+        cache_dir=cache_dir_for(run), on_step=report, should_stop=run.cancel_requested)
+
+
+def stage_student(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -> dict:
+    from .student import StudentVocab, build_student, num_parameters, save_student
+    from .train import TrainSet, train_student
+    from .transfer import read_transfer_set
+
+    if not run.file(R.TRANSFER_FILE).exists():
+        raise RuntimeError("this run has no transfer set yet: run the augment stage first")
+    sc = cfg.student
+    teacher = _load_run_teacher(run, cfg, task)
+    texts, labels, logits = read_transfer_set(run.file(R.TRANSFER_FILE))
+    vocab = StudentVocab.build(teacher.tokenizer, texts, sc.max_length)
+    ids = vocab.encode_ragged(teacher.tokenizer, texts, sc.max_length)
+    val_ids = vocab.encode_ragged(teacher.tokenizer, task.validation.texts, sc.max_length)
+    orig = np.flatnonzero(labels >= 0)
+    variants = [("distilled", "distill", TrainSet(ids, labels, logits))]
+    if sc.train_soft_no_aug:
+        variants.append(("distilled-noaug", "distill",
+                         TrainSet([ids[i] for i in orig], labels[orig], logits[orig])))
+    if sc.train_baseline:
+        variants.append(("baseline", "baseline", TrainSet(ids, labels, None)))
+    results = {}
+    for name, mode, data in variants:
+        if run.cancel_requested():
+            break
+        model = build_student(sc, vocab, task.num_labels, teacher.model, seed=cfg.seed)
+        out_dir = run.file(f"{R.STUDENTS_DIR}/{name}")
+        meta = {"variant": name, "label": STUDENT_LABELS[name], "mode": mode,
+                "params": num_parameters(model), "config": sc.to_dict(),
+                "teacher_tokenizer": str(run.file(R.TEACHER_DIR))}
+
+        def on_best(net, best, out_dir=out_dir, meta=meta):
+            save_student(net, vocab, task.label_names, out_dir, {**meta, "best": best})
+
+        run.log("student_started", variant=name, params=meta["params"],
+                train_examples=len(data.ids))
+        hist = train_student(model, data, val_ids, task.validation.labels, sc, mode=mode,
+                             seed=cfg.seed, device=cfg.device, on_step=report,
+                             should_stop=run.cancel_requested, on_best=on_best,
+                             stage=f"student:{name}")
+        save_student(model, vocab, task.label_names, out_dir, {**meta, "best": hist["best"],
+                                                               "history": hist["history"]})
+        results[name] = {"val_accuracy": hist["best"]["val_accuracy"], "params": meta["params"],
+                         "steps": hist["steps"], "early_stopped": hist["early_stopped"],
+                         "cancelled": hist["cancelled"], "device": hist["device"]}
+        run.log("student_finished", variant=name, **results[name])
+    if run.cancel_requested():
+        raise StopRequested("cancelled during student training; checkpoints saved so far "
+                            "are kept")
+    return {"students": results, "vocab_size": len(vocab)}
+
+
+def stage_quantize(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -> dict:
+    import torch
+
+    from .compare import load_students
+    from .quantize import (
+        check_quantized,
+        export_student,
+        export_teacher,
+        quantize_int8,
+        run_student_onnx,
+        session,
+    )
+
+    students = load_students(run.path)
+    if not students:
+        raise RuntimeError("this run has no trained student yet: run the student stage first")
+    teacher = _load_run_teacher(run, cfg, task)
+    onnx_dir = run.file(R.ONNX_DIR)
+    sample = task.validation.texts[:256]
+    out: dict = {}
+    progress = Progress("quantize", total=len(students) + int(cfg.quantize.teacher))
+    for k, (name, (model, vocab, _)) in enumerate(students.items()):
+        fp32 = export_student(model, onnx_dir / f"{name}.onnx", cfg.quantize.opset)
+        int8 = quantize_int8(fp32, onnx_dir / f"{name}.int8.onnx")
+        ops = check_quantized(int8)
+        ids = vocab.encode(teacher.tokenizer, sample, cfg.student.max_length)
+        with torch.no_grad():
+            ref = model(torch.from_numpy(ids)).numpy()
+        y32 = run_student_onnx(session(fp32), ids)
+        y8 = run_student_onnx(session(int8), ids)
+        out[name] = {
+            "fp32_mb": fp32.stat().st_size / 1e6, "int8_mb": int8.stat().st_size / 1e6,
+            "size_ratio": fp32.stat().st_size / int8.stat().st_size,
+            "max_abs_diff_fp32_vs_torch": float(np.abs(y32 - ref).max()),
+            "int8_agreement_with_fp32": float((y8.argmax(-1) == y32.argmax(-1)).mean()),
+            "int8_ops": {k2: v for k2, v in ops.items() if k2 in (
+                "DynamicQuantizeLSTM", "MatMulInteger", "DynamicQuantizeMatMul",
+                "DequantizeLinear")},
+        }
+        progress.update(k + 1, model=name)
+        report(progress)
+    if cfg.quantize.teacher:
+        fp32 = export_teacher(teacher.model, onnx_dir / "teacher.onnx", cfg.quantize.opset)
+        int8 = quantize_int8(fp32, onnx_dir / "teacher.int8.onnx")
+        ops = check_quantized(int8, expect_lstm=False)
+        out["teacher"] = {"fp32_mb": fp32.stat().st_size / 1e6,
+                          "int8_mb": int8.stat().st_size / 1e6,
+                          "int8_ops": {k: v for k, v in ops.items() if "Integer" in k}}
+        fp32.unlink()  # only the int8 teacher is compared; the fp32 copy is 90 MB of nothing
+        progress.update(progress.total, model="teacher")
+        report(progress)
+    return out
+
+
+def stage_compare(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -> dict:
+    import torch
+
+    from .compare import (
+        add_ratios,
+        figures,
+        load_students,
+        markdown_table,
+        measure,
+        onnx_student_predictor,
+        onnx_teacher_predictor,
+        student_predictor,
+        teacher_predictor,
+    )
+
+    cc = cfg.compare
+    if cc.threads:
+        torch.set_num_threads(cc.threads)
+    teacher = _load_run_teacher(run, cfg, task)
+    students = load_students(run.path)
+    if not students:
+        raise RuntimeError("this run has no trained student yet: run the student stage first")
+    tok, L = teacher.tokenizer, cfg.student.max_length
+    preds = [teacher_predictor(teacher, run.file(R.TEACHER_DIR))]
+    if run.file(f"{R.ONNX_DIR}/teacher.int8.onnx").exists():
+        preds.append(onnx_teacher_predictor(run.file(f"{R.ONNX_DIR}/teacher.int8.onnx"),
+                                            teacher, cc.threads))
+    for name in ("baseline", "distilled-noaug", "distilled"):
+        if name not in students:
+            continue
+        p = student_predictor(STUDENT_LABELS[name], run.file(f"{R.STUDENTS_DIR}/{name}"), tok, L)
+        p.kind = f"student:{name}"
+        preds.append(p)
+    if "distilled" in students:
+        _, vocab, meta = students["distilled"]
+        for suffix, kind, label in ((".onnx", "student-onnx", "student ONNX fp32"),
+                                    (".int8.onnx", "student-int8", "student ONNX int8")):
+            path = run.file(f"{R.ONNX_DIR}/distilled{suffix}")
+            if path.exists():
+                preds.append(onnx_student_predictor(label, kind, path, vocab, tok, L,
+                                                    meta["params"], cc.threads))
+    texts, labels = task.validation.texts, task.validation.labels
+    rows, teacher_pred = [], None
+    progress = Progress("compare", total=len(preds))
+    for k, p in enumerate(preds):
+        row = measure(p, texts, labels, teacher_pred, latency_samples=cc.latency_samples,
+                      warmup=cc.warmup, batch_size=cc.throughput_batch_size, seed=cfg.seed)
+        if p.kind == "teacher":
+            teacher_pred = row["_pred"]
+            row["agreement_with_teacher"] = 1.0
+        rows.append(row)
+        progress.update(k + 1, model=p.name)
+        report(progress)
+    rows = add_ratios(rows)
+    results = {"run": run.id, "dataset": task.source, "validation_size": len(texts),
+               "label_names": task.label_names, "rows": rows,
+               "timing": {"what": "model call only; inputs tokenised beforehand",
+                          "latency": f"batch 1, {rows[0]['latency_samples']} validation "
+                                     f"sentences after {cc.warmup} warm-up calls",
+                          "throughput": f"batch {cc.throughput_batch_size}, whole validation "
+                                        "set"},
+               "environment": environment(cc.threads)}
+    (run.file(R.RESULTS_JSON)).write_text(json.dumps(results, indent=1))
+    md = markdown_table(rows)
+    run.file(R.RESULTS_MD).write_text(
+        f"# Results: {run.id}\n\nValidation set: {task.source} ({len(texts)} sentences). "
+        f"Timing: {results['timing']['what']}; {results['timing']['latency']}; throughput at "
+        f"{results['timing']['throughput']}. Machine: {results['environment']['cpu']}, "
+        f"{results['environment']['threads']} threads.\n\n{md}")
+    for name, fig in figures(rows).items():
+        fig.write_html(run.file(f"{name}.html"), include_plotlyjs="directory")
+    return {"rows": len(rows), "table": md}
+
+
+def environment(threads: int | None = None) -> dict:
+    import onnxruntime
+    import torch
+    import transformers
+
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "threads": threads or torch.get_num_threads(),
+            "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+            "transformers": transformers.__version__, "python": platform.python_version(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+STAGE_FUNCS = {"teacher": stage_teacher, "augment": stage_augment, "student": stage_student,
+               "quantize": stage_quantize, "compare": stage_compare}
+
+
+# ---------------------------------------------------------------------------------------
+# Running stages with status and events
+# ---------------------------------------------------------------------------------------
+USER_ERRORS = (DataError, ValueError, FileNotFoundError)
+
+
+def run_stages(run: Run, stages: list[str] | None = None, listener: Listener | None = None
+               ) -> str:
+    """Run ``stages`` (default: all) in order; returns the final status."""
+    stages = list(stages or R.STAGES)
+    for s in stages:
+        if s not in STAGE_FUNCS:
+            raise ValueError(f"unknown stage {s!r}; stages: {', '.join(R.STAGES)}")
+    cfg = run.config()
+    run.clear_cancel()
+    run.set_status("running", stage=stages[0], message="loading data", pid=os.getpid(),
+                   started=time.time())
+    run.log("run_started", stages=stages, pid=os.getpid())
+    stage = stages[0]
+    try:
+        task = load_task(cfg.data, cfg.seed)
+        run.log("data", source=task.source, train=len(task.train),
+                validation=len(task.validation), label_names=task.label_names)
+        report = _Reporter(run, listener)
+        for stage in stages:
+            if run.cancel_requested():
+                raise StopRequested(f"cancelled before the {stage} stage")
+            run.set_status("running", stage=stage, message="")
+            run.log("stage_started", stage=stage)
+            t0 = time.time()
+            metrics = STAGE_FUNCS[stage](run, cfg, task, report)
+            run.log("stage_finished", stage=stage, seconds=round(time.time() - t0, 2),
+                    metrics=metrics)
+    except StopRequested as e:
+        run.log("cancelled", stage=stage, message=str(e))
+        run.set_status("cancelled", stage=stage, message=str(e))
+        return "cancelled"
+    except USER_ERRORS as e:
+        run.log("error", stage=stage, message=str(e), traceback=traceback.format_exc())
+        run.set_status("failed", stage=stage, message=str(e))
+        return "failed"
+    except Exception as e:  # noqa: BLE001 - any crash must end as a status, not vanish
+        msg = f"{type(e).__name__}: {e}"
+        run.log("error", stage=stage, message=msg, traceback=traceback.format_exc())
+        run.set_status("failed", stage=stage, message=msg)
+        return "failed"
+    if run.cancel_requested():
+        run.set_status("cancelled", stage=stage, message="cancelled after the last stage")
+        return "cancelled"
+    run.set_status("done", stage=None, message=f"finished: {', '.join(stages)}")
+    run.log("run_finished", stages=stages)
+    return "done"

@@ -1,0 +1,162 @@
+"""ONNX export and int8 dynamic quantization (ONNX Runtime), with checks that it happened.
+
+The student exports with dynamic batch and sequence axes. ONNX Runtime's dynamic quantizer
+handles MatMul, LSTM and Gather but not Gemm, so Gemm nodes (what a Linear on a 2-D input
+exports to) are rewritten as MatMul + Add first; otherwise the classifier head would stay
+float and the "int8" model would be partly fp32 without saying so.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import helper, numpy_helper
+
+QUANTIZED_OPS = {"DynamicQuantizeLSTM", "MatMulInteger", "DynamicQuantizeMatMul",
+                 "QAttention", "ConvInteger", "DequantizeLinear"}
+
+
+def export_student(model: torch.nn.Module, path: str | Path, opset: int = 17) -> Path:
+    """Export the BiLSTM student: input ``input_ids`` (B, L) int64 → ``logits`` (B, C)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = model.eval().cpu()
+    dummy = torch.ones((2, 7), dtype=torch.long)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # The TorchScript exporter maps nn.LSTM to the ONNX LSTM op, which ONNX Runtime can
+        # quantize (DynamicQuantizeLSTM).
+        torch.onnx.export(
+            model, (dummy,), str(path), input_names=["input_ids"], output_names=["logits"],
+            dynamic_axes={"input_ids": {0: "batch", 1: "sequence"}, "logits": {0: "batch"}},
+            opset_version=opset, dynamo=False,
+        )
+    gemm_to_matmul(path)
+    return path
+
+
+def export_teacher(model: torch.nn.Module, path: str | Path, opset: int = 17) -> Path:
+    """Export a transformers classifier: input_ids, attention_mask (B, L) → logits."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = model.eval().cpu()
+    ids = torch.ones((2, 8), dtype=torch.long)
+    mask = torch.ones((2, 8), dtype=torch.long)
+
+    class _Wrap(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids, attention_mask):
+            return self.m(input_ids=input_ids, attention_mask=attention_mask).logits
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _Wrap(model), (ids, mask), str(path), input_names=["input_ids", "attention_mask"],
+            output_names=["logits"],
+            dynamic_axes={"input_ids": {0: "batch", 1: "sequence"},
+                          "attention_mask": {0: "batch", 1: "sequence"},
+                          "logits": {0: "batch"}},
+            opset_version=opset, dynamo=False,
+        )
+    gemm_to_matmul(path)
+    return path
+
+
+def gemm_to_matmul(path: str | Path) -> int:
+    """Rewrite Gemm(A, B, C) with constant B as MatMul + Add, in place. Returns the count."""
+    m = onnx.load(str(path))
+    g = m.graph
+    inits = {i.name: i for i in g.initializer}
+    new_nodes, n = [], 0
+    for node in g.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        ok = (node.op_type == "Gemm" and node.input[1] in inits
+              and attrs.get("alpha", 1.0) == 1.0 and attrs.get("beta", 1.0) == 1.0
+              and not attrs.get("transA", 0))
+        if not ok:
+            new_nodes.append(node)
+            continue
+        w = numpy_helper.to_array(inits[node.input[1]])
+        if attrs.get("transB", 0):
+            w = w.T
+        w_name = f"{node.input[1]}_matmul"
+        g.initializer.append(numpy_helper.from_array(np.ascontiguousarray(w), w_name))
+        mm_out = f"{node.output[0]}_mm"
+        new_nodes.append(helper.make_node("MatMul", [node.input[0], w_name],
+                                          [mm_out if len(node.input) > 2 else node.output[0]],
+                                          name=f"{node.name}_MatMul"))
+        if len(node.input) > 2 and node.input[2]:
+            new_nodes.append(helper.make_node("Add", [mm_out, node.input[2]], [node.output[0]],
+                                              name=f"{node.name}_Add"))
+        n += 1
+    if n:
+        del g.node[:]
+        g.node.extend(new_nodes)
+        used = {i for node in g.node for i in node.input}
+        keep = [i for i in g.initializer if i.name in used]
+        del g.initializer[:]
+        g.initializer.extend(keep)
+        onnx.checker.check_model(m)
+        onnx.save(m, str(path))
+    return n
+
+
+def quantize_int8(src: str | Path, dst: str | Path) -> Path:
+    """int8 dynamic quantization (weights int8, activations quantized on the fly)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    dst = Path(dst)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantizer warns on the root logger about pre-processing
+    try:
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
+    return dst
+
+
+def op_counts(path: str | Path) -> dict[str, int]:
+    return dict(Counter(n.op_type for n in onnx.load(str(path)).graph.node))
+
+
+def check_quantized(path: str | Path, expect_lstm: bool = True) -> dict[str, int]:
+    """Fail loudly unless the graph really holds quantized LSTM and matrix-multiply nodes."""
+    ops = op_counts(path)
+    problems = []
+    if expect_lstm and ops.get("DynamicQuantizeLSTM", 0) == 0:
+        problems.append("no DynamicQuantizeLSTM node")
+    if ops.get("MatMulInteger", 0) + ops.get("DynamicQuantizeMatMul", 0) == 0:
+        problems.append("no integer MatMul node")
+    if ops.get("Gemm", 0):
+        problems.append(f"{ops['Gemm']} float Gemm node(s) left")
+    if expect_lstm and ops.get("LSTM", 0):
+        problems.append(f"{ops['LSTM']} float LSTM node(s) left")
+    if problems:
+        raise RuntimeError(f"{Path(path).name} is not fully quantized: {'; '.join(problems)} "
+                           f"(ops: {ops})")
+    return ops
+
+
+def session(path: str | Path, threads: int | None = None):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    if threads:
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def run_student_onnx(sess, ids: np.ndarray) -> np.ndarray:
+    return sess.run(["logits"], {"input_ids": ids.astype(np.int64)})[0]

@@ -1,0 +1,189 @@
+"""The student: a BiLSTM classifier (Tang et al. 2019) and its vocabulary. No training code.
+
+The student reads the teacher's WordPiece tokens, so ``[MASK]`` in an augmented sentence
+means the same thing to both. Its vocabulary is only the teacher tokens the training data
+uses (index 0 = padding, 1 = unknown), which keeps the embedding table small; the table can
+start from the teacher's input embeddings (optionally projected onto their top principal
+components) or from random values.
+
+The two directions run as two one-way LSTMs; the backward one reads each sentence reversed
+*within its own length*, so right-padding never leaks into either final state. That keeps the
+model exportable to plain ONNX (no packed sequences) with a dynamic batch and length.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .config import StudentConfig
+
+PAD, UNK = 0, 1
+
+
+class StudentVocab:
+    """Maps teacher token ids to the student's compact ids."""
+
+    def __init__(self, teacher_ids: list[int], teacher_vocab_size: int, unk_teacher_id: int):
+        self.teacher_ids = list(teacher_ids)  # student id k+2 ↔ teacher id teacher_ids[k]
+        self.teacher_vocab_size = teacher_vocab_size
+        self.unk_teacher_id = unk_teacher_id
+        lut = np.full(teacher_vocab_size, UNK, dtype=np.int64)
+        lut[np.asarray(self.teacher_ids, dtype=np.int64)] = np.arange(2, len(teacher_ids) + 2)
+        self._lut = lut
+
+    def __len__(self) -> int:
+        return len(self.teacher_ids) + 2
+
+    @classmethod
+    def build(cls, tokenizer, texts: list[str], max_length: int) -> StudentVocab:
+        ids = tokenizer(texts, add_special_tokens=False, truncation=True,
+                        max_length=max_length)["input_ids"]
+        used = sorted({i for row in ids for i in row} | {tokenizer.mask_token_id or 0})
+        return cls(used, len(tokenizer), tokenizer.unk_token_id or 0)
+
+    def encode(self, tokenizer, texts: list[str], max_length: int) -> np.ndarray:
+        """(N, L) int64 student ids, right-padded with 0; every row has at least one token."""
+        rows = tokenizer(list(texts), add_special_tokens=False, truncation=True,
+                         max_length=max_length)["input_ids"]
+        width = max(1, max((len(r) for r in rows), default=1))
+        out = np.zeros((len(rows), width), dtype=np.int64)
+        for i, r in enumerate(rows):
+            if r:
+                out[i, :len(r)] = self._lut[np.asarray(r, dtype=np.int64)]
+            else:
+                out[i, 0] = UNK  # an empty text still needs one step through the LSTM
+        return out
+
+    def encode_ragged(self, tokenizer, texts: list[str], max_length: int) -> list[np.ndarray]:
+        rows = tokenizer(list(texts), add_special_tokens=False, truncation=True,
+                         max_length=max_length)["input_ids"]
+        return [self._lut[np.asarray(r, dtype=np.int64)] if r else
+                np.asarray([UNK], dtype=np.int64) for r in rows]
+
+    def to_json(self) -> str:
+        return json.dumps({"teacher_ids": self.teacher_ids,
+                           "teacher_vocab_size": self.teacher_vocab_size,
+                           "unk_teacher_id": self.unk_teacher_id})
+
+    @classmethod
+    def from_json(cls, text: str) -> StudentVocab:
+        d = json.loads(text)
+        return cls(d["teacher_ids"], d["teacher_vocab_size"], d["unk_teacher_id"])
+
+
+def pad_batch(rows: list[np.ndarray]) -> torch.Tensor:
+    width = max(len(r) for r in rows)
+    out = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, :len(r)] = torch.from_numpy(r)
+    return out
+
+
+class BiLSTMClassifier(nn.Module):
+    """Embedding → BiLSTM → [h_fwd; h_bwd] → ReLU layer → logits."""
+
+    def __init__(self, vocab_size: int, embedding_dim: int, hidden_size: int, fc_size: int,
+                 num_labels: int, dropout: float = 0.1):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD)
+        self.fwd = nn.LSTM(embedding_dim, hidden_size, batch_first=True)
+        self.bwd = nn.LSTM(embedding_dim, hidden_size, batch_first=True)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(2 * hidden_size, fc_size)
+        self.out = nn.Linear(fc_size, num_labels)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        # input_ids: (B, L), right-padded with 0
+        mask = input_ids != PAD  # (B, L)
+        lengths = mask.sum(1).clamp(min=1)  # (B,)
+        L = input_ids.shape[1]
+        pos = torch.arange(L, device=input_ids.device).unsqueeze(0)  # (1, L)
+        # Reverse each row within its own length; padding stays at the end.
+        rev_idx = torch.where(pos < lengths.unsqueeze(1), lengths.unsqueeze(1) - 1 - pos, pos)
+        emb = self.dropout(self.embedding(input_ids))  # (B, L, E)
+        emb_rev = torch.gather(emb, 1, rev_idx.unsqueeze(-1).expand_as(emb))
+        h_f, _ = self.fwd(emb)  # (B, L, H)
+        h_b, _ = self.bwd(emb_rev)  # (B, L, H)
+        last = (lengths - 1).view(-1, 1, 1).expand(-1, 1, h_f.shape[-1])  # (B, 1, H)
+        feat = torch.cat([h_f.gather(1, last), h_b.gather(1, last)], dim=-1).squeeze(1)
+        hidden = torch.relu(self.fc(self.dropout(feat)))  # (B, F)
+        return self.out(self.dropout(hidden))  # (B, C)
+
+
+def num_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def teacher_embedding_rows(teacher_model: nn.Module, vocab: StudentVocab,
+                           dim: int | None) -> torch.Tensor:
+    """Teacher input-embedding rows for the student's tokens, optionally PCA-projected."""
+    table = teacher_model.get_input_embeddings().weight.detach().float().cpu()  # (V_t, E_t)
+    idx = torch.tensor([vocab.unk_teacher_id, vocab.unk_teacher_id] + vocab.teacher_ids)
+    rows = table[idx].clone()  # (V_s, E_t)
+    rows[PAD] = 0.0
+    if dim is not None and dim < rows.shape[1]:
+        # Project onto the top principal components of the rows we keep: the cheapest way
+        # to a narrower table that still carries the teacher's geometry.
+        centered = rows[1:] - rows[1:].mean(0, keepdim=True)
+        _, _, v = torch.linalg.svd(centered, full_matrices=False)
+        proj = v[:dim].T  # (E_t, dim)
+        rows = (rows - rows[1:].mean(0, keepdim=True)) @ proj
+        rows = rows / rows[1:].std().clamp(min=1e-6) * table.std()
+        rows[PAD] = 0.0
+    return rows
+
+
+def build_student(cfg: StudentConfig, vocab: StudentVocab, num_labels: int,
+                  teacher_model: nn.Module | None = None, seed: int = 42) -> BiLSTMClassifier:
+    torch.manual_seed(seed)
+    init = None
+    if cfg.embedding_init == "teacher":
+        if teacher_model is None:
+            raise ValueError("embedding_init='teacher' needs the teacher model")
+        init = teacher_embedding_rows(teacher_model, vocab, cfg.embedding_dim)
+        dim = init.shape[1]
+    else:
+        dim = cfg.embedding_dim or 300
+    model = BiLSTMClassifier(len(vocab), dim, cfg.hidden_size, cfg.fc_size, num_labels,
+                             cfg.dropout)
+    if init is not None:
+        with torch.no_grad():
+            model.embedding.weight.copy_(init)
+    if cfg.freeze_embeddings:
+        model.embedding.weight.requires_grad_(False)
+    return model
+
+
+def save_student(model: BiLSTMClassifier, vocab: StudentVocab, label_names: list[str],
+                 out_dir: str | Path, meta: dict | None = None) -> None:
+    from safetensors.torch import save_file
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()},
+              str(out_dir / "model.safetensors"))
+    arch = {"vocab_size": model.embedding.num_embeddings,
+            "embedding_dim": model.embedding.embedding_dim,
+            "hidden_size": model.fwd.hidden_size, "fc_size": model.fc.out_features,
+            "num_labels": model.out.out_features, "label_names": label_names}
+    (out_dir / "student.json").write_text(json.dumps({"arch": arch, **(meta or {})}, indent=1))
+    (out_dir / "vocab.json").write_text(vocab.to_json())
+
+
+def load_student(path: str | Path) -> tuple[BiLSTMClassifier, StudentVocab, dict]:
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    meta = json.loads((path / "student.json").read_text())
+    a = meta["arch"]
+    model = BiLSTMClassifier(a["vocab_size"], a["embedding_dim"], a["hidden_size"],
+                             a["fc_size"], a["num_labels"], dropout=0.0)
+    model.load_state_dict(load_file(str(path / "model.safetensors")))
+    model.eval()
+    vocab = StudentVocab.from_json((path / "vocab.json").read_text())
+    return model, vocab, meta

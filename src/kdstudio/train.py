@@ -1,0 +1,183 @@
+"""The student training loop: soft labels (distillation) or hard labels only (baseline).
+
+The loop reports through ``on_step(progress)``, stops when ``should_stop()`` says so, keeps
+the best checkpoint by validation accuracy (handed to ``on_best`` as soon as it improves, so
+a cancelled run keeps it), stops early after ``patience`` evaluations without improvement,
+and is seeded (deterministic on the CPU).
+
+It runs through Hugging Face Accelerate, so the same code runs on the CPU, on one GPU, and
+on several GPUs under ``accelerate launch -m kdstudio student <run>`` (data-parallel; each
+process evaluates the small validation set itself and only the main one saves).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .batching import length_batches
+from .config import StudentConfig
+from .losses import LOSSES
+from .progress import Progress
+from .student import BiLSTMClassifier, pad_batch
+
+
+@dataclass
+class TrainSet:
+    ids: list[np.ndarray]  # ragged student token ids, one array per sentence
+    labels: np.ndarray  # (N,) hard labels; -1 where none (augmented copies)
+    teacher_logits: np.ndarray | None  # (N, C) soft labels; None for the baseline
+
+
+class _Batches(torch.utils.data.Dataset):
+    """A dataset whose items are whole pre-bucketed batches (so Accelerate can shard them)."""
+
+    def __init__(self, data: TrainSet, batches: list[np.ndarray]):
+        self.data, self.batches = data, batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        b = self.batches[i]
+        item = {"input_ids": pad_batch([self.data.ids[j] for j in b]),
+                "labels": torch.as_tensor(self.data.labels[b], dtype=torch.long)}
+        if self.data.teacher_logits is not None:
+            item["teacher"] = torch.as_tensor(self.data.teacher_logits[b], dtype=torch.float32)
+        return item
+
+
+def make_optimizer(cfg: StudentConfig, params) -> torch.optim.Optimizer:
+    params = [p for p in params if p.requires_grad]
+    if cfg.optimizer == "adadelta":
+        return torch.optim.Adadelta(params, lr=cfg.learning_rate, rho=0.95)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.learning_rate)
+    return torch.optim.Adam(params, lr=cfg.learning_rate)
+
+
+@torch.no_grad()
+def predict(model: BiLSTMClassifier, ids: list[np.ndarray], batch_size: int = 256,
+            device: torch.device | str = "cpu") -> np.ndarray:
+    """Logits (N, C) for ragged id arrays, batched by length."""
+    model.eval()
+    order = np.argsort([len(x) for x in ids], kind="stable")
+    out = None
+    for s in range(0, len(ids), batch_size):
+        idx = order[s:s + batch_size]
+        logits = model(pad_batch([ids[i] for i in idx]).to(device)).float().cpu().numpy()
+        if out is None:
+            out = np.zeros((len(ids), logits.shape[1]), dtype=np.float32)
+        out[idx] = logits
+    return out if out is not None else np.zeros((0, model.out.out_features), np.float32)
+
+
+def train_student(model: BiLSTMClassifier, train: TrainSet, val_ids: list[np.ndarray],
+                  val_labels: np.ndarray, cfg: StudentConfig, *, mode: str = "distill",
+                  seed: int = 42, device: str = "auto",
+                  on_step: Callable[[Progress], None] | None = None,
+                  should_stop: Callable[[], bool] | None = None,
+                  on_best: Callable[[BiLSTMClassifier, dict], None] | None = None,
+                  stage: str = "student") -> dict:
+    """Train ``model`` in place (it ends holding the best weights); returns the history.
+
+    ``mode`` "distill" uses ``cfg.loss`` against the teacher's logits; "baseline" trains on
+    hard labels only (cross-entropy), on the rows that have one.
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    set_seed(seed)
+    rng = np.random.default_rng(seed)
+    if mode == "baseline":
+        keep = np.flatnonzero(train.labels >= 0)
+        train = TrainSet([train.ids[i] for i in keep], train.labels[keep], None)
+        loss_fn, alpha = LOSSES["ce"], 1.0
+    else:
+        if train.teacher_logits is None:
+            raise ValueError("distillation needs the teacher's logits")
+        loss_fn, alpha = LOSSES[cfg.loss], cfg.alpha
+    cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+    acc = Accelerator(cpu=cpu)
+    opt = make_optimizer(cfg, model.parameters())
+    model, opt = acc.prepare(model, opt)
+
+    lengths = [len(x) for x in train.ids]
+    steps_per_epoch = math.ceil(len(lengths) / cfg.batch_size)
+    steps_per_epoch = math.ceil(steps_per_epoch / acc.num_processes)
+    total = steps_per_epoch * cfg.epochs
+    eval_every = max(1, steps_per_epoch // cfg.evals_per_epoch)
+    progress = Progress(stage=stage, total=total)
+    progress.update(0, device=str(acc.device), mode=mode)
+    best = {"val_accuracy": -1.0, "step": 0, "epoch": 0}
+    best_state = None
+    history: list[dict] = []
+    bad_evals, step, stopped = 0, 0, False
+
+    def evaluate() -> float:
+        net = acc.unwrap_model(model)
+        logits = predict(net, val_ids, device=acc.device)
+        net.train()
+        return float((logits.argmax(-1) == val_labels).mean())
+
+    for epoch in range(1, cfg.epochs + 1):
+        loader = torch.utils.data.DataLoader(
+            _Batches(train, length_batches(lengths, cfg.batch_size, rng)),
+            batch_size=None, shuffle=False)
+        loader = acc.prepare(loader)
+        model.train()
+        running, n_run = 0.0, 0
+        for batch in loader:
+            if should_stop is not None and should_stop():
+                stopped = True
+                break
+            logits = model(batch["input_ids"])  # (B, C)
+            loss = loss_fn(logits, batch.get("teacher"), batch["labels"], alpha,
+                           cfg.temperature)
+            opt.zero_grad(set_to_none=True)
+            acc.backward(loss)
+            acc.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            step += 1
+            running += float(loss)
+            n_run += 1
+            progress.update(step, loss=float(loss), epoch=epoch)
+            if step % eval_every == 0 or step == total:
+                val_acc = evaluate()
+                rec = {"step": step, "epoch": epoch, "train_loss": running / max(1, n_run),
+                       "val_accuracy": val_acc}
+                history.append(rec)
+                running, n_run = 0.0, 0
+                progress.update(step, val_accuracy=val_acc, best_val_accuracy=max(
+                    val_acc, best["val_accuracy"]))
+                if val_acc > best["val_accuracy"]:
+                    best = {"val_accuracy": val_acc, "step": step, "epoch": epoch}
+                    best_state = copy.deepcopy(acc.unwrap_model(model).state_dict())
+                    bad_evals = 0
+                    if on_best is not None and acc.is_main_process:
+                        on_best(acc.unwrap_model(model), best)
+                else:
+                    bad_evals += 1
+            if on_step is not None and acc.is_main_process:
+                on_step(progress)
+            if cfg.patience and bad_evals >= cfg.patience:
+                break
+        if stopped or (cfg.patience and bad_evals >= cfg.patience):
+            break
+    net = acc.unwrap_model(model)
+    if best_state is None:  # cancelled or no evaluation yet: evaluate what we have
+        val_acc = evaluate()
+        best = {"val_accuracy": val_acc, "step": step, "epoch": 0}
+        if on_best is not None and acc.is_main_process and step > 0:
+            on_best(net, best)
+    else:
+        net.load_state_dict(best_state)
+    net.eval()
+    return {"best": best, "history": history, "steps": step, "cancelled": stopped,
+            "early_stopped": bool(cfg.patience and bad_evals >= cfg.patience),
+            "train_examples": len(lengths), "mode": mode, "device": str(acc.device)}
