@@ -131,9 +131,11 @@ def teacher_embedding_rows(teacher_model: nn.Module, vocab: StudentVocab,
         # to a narrower table that still carries the teacher's geometry.
         centered = rows[1:] - rows[1:].mean(0, keepdim=True)
         _, _, v = torch.linalg.svd(centered, full_matrices=False)
-        proj = v[:dim].T  # (E_t, dim)
+        proj = v[:dim].T  # (E_t, k), k = min(dim, rows kept): a tiny vocabulary has fewer
         rows = (rows - rows[1:].mean(0, keepdim=True)) @ proj
         rows = rows / rows[1:].std().clamp(min=1e-6) * table.std()
+        if rows.shape[1] < dim:  # pad with zero columns, which training can still fill
+            rows = torch.cat([rows, rows.new_zeros(rows.shape[0], dim - rows.shape[1])], 1)
         rows[PAD] = 0.0
     return rows
 

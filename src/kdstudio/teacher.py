@@ -241,7 +241,7 @@ def fine_tune(task: TaskData, cfg: TeacherConfig, out_dir: str | Path, *, seed: 
             sched.step()
             opt.zero_grad(set_to_none=True)
             step += 1
-            progress.update(step, loss=float(out.loss), epoch=epoch)
+            progress.update(step, loss=float(out.loss.detach()), epoch=epoch)
             if on_step is not None:
                 on_step(progress)
         if step == 0:

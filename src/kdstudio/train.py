@@ -144,9 +144,10 @@ def train_student(model: BiLSTMClassifier, train: TrainSet, val_ids: list[np.nda
             acc.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             step += 1
-            running += float(loss)
+            loss_value = float(loss.detach())
+            running += loss_value
             n_run += 1
-            progress.update(step, loss=float(loss), epoch=epoch)
+            progress.update(step, loss=loss_value, epoch=epoch)
             if step % eval_every == 0 or step == total:
                 val_acc = evaluate()
                 rec = {"step": step, "epoch": epoch, "train_loss": running / max(1, n_run),

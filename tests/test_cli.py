@@ -1,0 +1,37 @@
+import subprocess
+import sys
+
+from kdstudio.cli import main
+from kdstudio.runs import list_runs
+
+
+def test_cli_runs_the_pipeline_and_stage_subcommands(tiny_config, tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    tiny_config.with_overrides({"student.train_soft_no_aug": False,
+                                "quantize.teacher": False}).save(cfg)
+    rc = main(["--runs-dir", str(tmp_path / "r"), "run", "--config", str(cfg),
+               "--set", "student.epochs=1"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "| student ONNX int8 |" in out
+    (run,) = list_runs(tmp_path / "r")
+    assert run.config().student.epochs == 1
+    assert main(["compare", str(run.path)]) == 0
+    assert main(["--runs-dir", str(tmp_path / "r"), "list"]) == 0
+    assert run.id in capsys.readouterr().out
+
+
+def test_cli_reports_bad_config_without_traceback(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("augment:\n  p_mask: 0.7\n  p_pos: 0.6\n")
+    p = subprocess.run([sys.executable, "-m", "kdstudio", "--runs-dir", str(tmp_path), "run",
+                        "--config", str(cfg)], capture_output=True, text=True)
+    assert p.returncode == 2
+    assert "error: p_mask + p_pos must be at most 1" in p.stderr
+    assert "Traceback" not in p.stderr
+    assert list_runs(tmp_path) == []
+
+
+def test_cli_rejects_a_folder_that_is_not_a_run(tmp_path, capsys):
+    assert main(["student", str(tmp_path)]) == 2
+    assert "is not a run folder" in capsys.readouterr().err

@@ -1,0 +1,53 @@
+import pytest
+
+from kdstudio.config import AugmentConfig, RunConfig, StudentConfig, TeacherConfig
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"p_mask": 1.5}, r"p_mask must be a probability in \[0, 1\], got 1.5"),
+    ({"p_pos": -0.1}, r"p_pos must be a probability"),
+    ({"p_ng": 2}, r"p_ng must be a probability"),
+    ({"p_mask": 0.6, "p_pos": 0.5}, r"p_mask \+ p_pos must be at most 1"),
+    ({"n_iter": -1}, r"n_iter must be in \[0, 1000\]"),
+    ({"ngram_min": 3, "ngram_max": 2}, r"ngram_max must be >= 3"),
+])
+def test_augment_config_rejects_bad_values(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        AugmentConfig(**kwargs)
+
+
+def test_zero_epochs_rejected():
+    with pytest.raises(ValueError, match="student epochs must be in"):
+        StudentConfig(epochs=0)
+    with pytest.raises(ValueError, match="teacher epochs must be a positive number"):
+        TeacherConfig(epochs=0)
+
+
+def test_unknown_keys_are_named():
+    with pytest.raises(ValueError, match="unknown StudentConfig setting.*epochz"):
+        RunConfig.from_dict({"student": {"epochz": 3}})
+    with pytest.raises(ValueError, match="unknown setting.*studnet"):
+        RunConfig.from_dict({"studnet": {}})
+
+
+def test_round_trip_and_overrides(tmp_path):
+    cfg = RunConfig.load("quick").with_overrides({"student.epochs": 7, "augment.p_ng": 0.5})
+    cfg.save(tmp_path / "c.yaml")
+    again = RunConfig.load(tmp_path / "c.yaml")
+    assert again == cfg and again.student.epochs == 7 and again.augment.p_ng == 0.5
+    with pytest.raises(ValueError, match="unknown setting 'student.nope'"):
+        cfg.with_overrides({"student.nope": 1})
+
+
+def test_presets_exist_and_load():
+    for name in ("quick", "paper"):
+        assert RunConfig.load(name).name == name
+    with pytest.raises(ValueError, match="does not exist"):
+        RunConfig.load("no-such-preset")
+
+
+def test_bad_yaml_file(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("student: [unclosed")
+    with pytest.raises(ValueError, match="not valid YAML"):
+        RunConfig.load(p)

@@ -1,0 +1,156 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kdstudio.config import DataConfig
+from kdstudio.data import DataError, load_task, read_table
+
+
+def _load(path, **kw):
+    return load_task(DataConfig(dataset=str(path), **kw), seed=0)
+
+
+def _frame(n=40):
+    return pd.DataFrame({"review": [f"text number {i}" for i in range(n)],
+                         "sentiment": ["pos" if i % 3 else "neg" for i in range(n)]})
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".json", ".jsonl", ".parquet"])
+def test_single_file_formats(tmp_path, suffix):
+    df = _frame()
+    p = tmp_path / f"d{suffix}"
+    if suffix == ".csv":
+        df.to_csv(p, index=False)
+    elif suffix == ".tsv":
+        df.to_csv(p, sep="\t", index=False)
+    elif suffix == ".json":
+        df.to_json(p, orient="records")
+    elif suffix == ".jsonl":
+        df.to_json(p, orient="records", lines=True)
+    else:
+        df.to_parquet(p)
+    task = _load(p)
+    assert (task.text_column, task.label_column) == ("review", "sentiment")
+    assert task.label_names == ["neg", "pos"]
+    assert len(task.train) + len(task.validation) == 40 and len(task.validation) == 4
+    # the held-out split is seeded
+    assert _load(p).validation.texts == task.validation.texts
+
+
+def test_multiclass_and_explicit_columns(tmp_path):
+    df = pd.DataFrame({"a": [f"s {i}" for i in range(30)], "b": [i % 4 for i in range(30)]})
+    df.to_csv(tmp_path / "d.csv", index=False)
+    task = _load(tmp_path / "d.csv", text_column="a", label_column="b")
+    assert task.num_labels == 4 and task.label_names == ["0", "1", "2", "3"]
+
+
+def test_folder_with_splits(tiny_data_dir):
+    task = _load(tiny_data_dir)
+    assert len(task.train) == 160 and len(task.validation) == 40
+    assert task.train.labels.dtype == np.int64
+
+
+def test_sst2_from_data_dir(tmp_path):
+    (tmp_path / "sst2").mkdir()
+    (tmp_path / "sst2" / "train.tsv").write_text('sentence\tlabel\na " quoted b\t1\nbad\t0\n')
+    (tmp_path / "sst2" / "validation.tsv").write_text("sentence\tlabel\nok\t1\n")
+    task = load_task(DataConfig(dataset="sst2", data_dir=str(tmp_path)))
+    assert task.label_names == ["negative", "positive"]
+    assert task.train.texts[0] == 'a " quoted b'
+
+
+def test_subsampling(tiny_data_dir):
+    task = load_task(DataConfig(dataset=str(tiny_data_dir), max_train_examples=50), seed=1)
+    assert len(task.train) == 50
+
+
+# ---- bad input: each gets a message naming the problem --------------------------------
+def test_missing_named_column(tmp_path):
+    _frame().to_csv(tmp_path / "d.csv", index=False)
+    with pytest.raises(DataError, match="text column 'txt' not found; the file has columns: "
+                                        "review, sentiment"):
+        _load(tmp_path / "d.csv", text_column="txt")
+
+
+def test_undetectable_columns(tmp_path):
+    pd.DataFrame({"x": [1.5, 2.5, 3.5, 4.5]}).to_csv(tmp_path / "d.csv", index=False)
+    with pytest.raises(DataError, match="could not tell which column"):
+        _load(tmp_path / "d.csv")
+
+
+def test_empty_file(tmp_path):
+    (tmp_path / "d.csv").write_text("")
+    with pytest.raises(DataError, match="d.csv is empty"):
+        _load(tmp_path / "d.csv")
+
+
+def test_header_only_file(tmp_path):
+    (tmp_path / "d.csv").write_text("text,label\n")
+    with pytest.raises(DataError, match="has no rows"):
+        _load(tmp_path / "d.csv")
+
+
+def test_single_class(tmp_path):
+    pd.DataFrame({"text": [f"t{i}" for i in range(20)], "label": ["yes"] * 20}).to_csv(
+        tmp_path / "d.csv", index=False)
+    with pytest.raises(DataError, match="single class"):
+        _load(tmp_path / "d.csv")
+
+
+def test_labels_outside_label_set(tmp_path):
+    (tmp_path / "sst2").mkdir()
+    (tmp_path / "sst2" / "train.tsv").write_text("sentence\tlabel\na\t1\nb\t0\nc\t7\n")
+    (tmp_path / "sst2" / "validation.tsv").write_text("sentence\tlabel\nok\t1\n")
+    with pytest.raises(DataError, match=r"label value\(s\) \[7\] are outside the label set"):
+        load_task(DataConfig(dataset="sst2", data_dir=str(tmp_path)))
+
+
+def test_validation_labels_unknown_to_train(tmp_path):
+    d = tmp_path / "f"
+    d.mkdir()
+    pd.DataFrame({"text": ["a", "b", "c"], "label": ["x", "y", "x"]}).to_csv(d / "train.csv",
+                                                                          index=False)
+    pd.DataFrame({"text": ["d"], "label": ["z"]}).to_csv(d / "validation.csv", index=False)
+    task = _load(d)  # z becomes a third class: allowed, the label set is the union
+    assert task.label_names == ["x", "y", "z"]
+
+
+def test_not_utf8(tmp_path):
+    (tmp_path / "d.csv").write_bytes("text,label\ncaf\xe9,1\nb,0\n".encode("latin-1"))
+    with pytest.raises(DataError, match="not UTF-8"):
+        _load(tmp_path / "d.csv")
+
+
+def test_binary_named_csv(tmp_path):
+    (tmp_path / "d.csv").write_bytes(bytes(range(256)) * 10)
+    with pytest.raises(DataError, match="binary file"):
+        _load(tmp_path / "d.csv")
+
+
+def test_json_that_is_not_json(tmp_path):
+    (tmp_path / "d.json").write_text("text,label\na,1\n")
+    with pytest.raises(DataError, match="could not be read as JSON"):
+        _load(tmp_path / "d.json")
+
+
+def test_parquet_that_is_not_parquet(tmp_path):
+    (tmp_path / "d.parquet").write_text(json.dumps([{"text": "a", "label": 1}]))
+    with pytest.raises(DataError, match="could not be read as PARQUET"):
+        _load(tmp_path / "d.parquet")
+
+
+def test_unsupported_suffix(tmp_path):
+    (tmp_path / "d.xlsx").write_text("x")
+    with pytest.raises(DataError, match="unsupported file type .xlsx"):
+        read_table(tmp_path / "d.xlsx")
+
+
+def test_missing_path_and_folder(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        _load(tmp_path / "nope.csv")
+    with pytest.raises(DataError, match="no train file"):
+        _load(tmp_path)
+    with pytest.raises(DataError, match="data folder .* does not exist"):
+        load_task(DataConfig(dataset="sst2", data_dir=str(tmp_path / "none")))

@@ -1,0 +1,134 @@
+import json
+
+import pandas as pd
+import pytest
+
+from kdstudio import runs as R
+from kdstudio.pipeline import run_stages
+from kdstudio.runs import Run
+
+
+def _finished(run, stage):
+    return next(e for e in run.events("stage_finished") if e["stage"] == stage)["metrics"]
+
+
+def test_end_to_end_writes_every_comparison_row(finished_run):
+    res = finished_run.results()
+    kinds = [r["kind"] for r in res["rows"]]
+    assert kinds == ["teacher", "teacher-int8", "student:baseline", "student:distilled-noaug",
+                     "student:distilled", "student-onnx", "student-int8"]
+    for r in res["rows"]:
+        assert 0.0 <= r["accuracy"] <= 1.0
+        assert r["params"] > 0 and r["size_mb"] > 0
+        assert r["latency_b1_ms_p50"] > 0 and r["throughput_per_s"] > 0
+        assert r["latency_b1_ms_p95"] >= r["latency_b1_ms_p50"]
+        assert "speedup_b1" in r and "size_ratio" in r
+    teacher = res["rows"][0]
+    assert teacher["agreement_with_teacher"] == 1.0 and teacher["speedup_b1"] == 1.0
+    int8 = res["rows"][-1]
+    fp32 = res["rows"][-2]
+    assert int8["size_mb"] < 0.6 * fp32["size_mb"]  # tiny model: graph overhead weighs in
+    for f in ("results.md", "accuracy_latency.html", "size.html"):
+        assert (finished_run.path / f).exists()
+    assert "student ONNX int8" in (finished_run.path / "results.md").read_text()
+    assert finished_run.status()["status"] == "done"
+
+
+def test_quantize_stage_checks_parity(finished_run):
+    q = _finished(finished_run, "quantize")
+    for name in ("distilled", "baseline", "distilled-noaug"):
+        assert q[name]["max_abs_diff_fp32_vs_torch"] <= 1e-4
+        assert q[name]["int8_agreement_with_fp32"] >= 0.8
+        assert q[name]["int8_ops"]["DynamicQuantizeLSTM"] == 2
+    assert q["teacher"]["int8_ops"]["MatMulInteger"] > 0
+
+
+def test_transfer_set_holds_originals_and_augmented_copies(finished_run):
+    df = pd.read_parquet(finished_run.path / R.TRANSFER_FILE)
+    assert list(df.columns[:3]) == ["text", "source", "label"]
+    assert (df["label"] >= 0).sum() == 160
+    assert (df["label"] < 0).sum() > 0
+    assert df["text"].is_unique
+    assert {"logit_0", "logit_1"} <= set(df.columns)
+    ev = _finished(finished_run, "augment")
+    assert ev["sentences_per_second"] > 0
+
+
+def test_events_record_stages_and_progress(finished_run):
+    kinds = {e["kind"] for e in finished_run.events()}
+    assert {"run_started", "stage_started", "progress", "stage_finished",
+            "run_finished"} <= kinds
+    prog = finished_run.events("progress")
+    assert all({"stage", "step", "total", "elapsed", "eta"} <= set(p) for p in prog)
+    assert any("val_accuracy" in p for p in prog)
+
+
+def test_second_run_reuses_cached_teacher_and_transfer_set(tiny_config, tmp_path):
+    first = Run.create(tiny_config, tmp_path)
+    assert run_stages(first, ["teacher", "augment"]) == "done"
+    assert _finished(first, "augment")["cached"] is False
+    second = Run.create(tiny_config, tmp_path)
+    assert run_stages(second, ["teacher", "augment"]) == "done"
+    assert _finished(second, "teacher")["cached"] is True
+    assert _finished(second, "augment")["cached"] is True
+    a = pd.read_parquet(first.path / R.TRANSFER_FILE)
+    b = pd.read_parquet(second.path / R.TRANSFER_FILE)
+    pd.testing.assert_frame_equal(a, b)
+    # different augmentation settings → a new transfer set
+    third = Run.create(tiny_config.with_overrides({"augment.p_mask": 0.3}), tmp_path)
+    assert run_stages(third, ["teacher", "augment"]) == "done"
+    assert _finished(third, "augment")["cached"] is False
+
+
+def test_cancel_keeps_earlier_artifacts(tiny_config, tmp_path):
+    run = Run.create(tiny_config.with_overrides({"student.epochs": 200}), tmp_path)
+    assert run_stages(run, ["teacher", "augment"]) == "done"
+    before = (run.path / R.TRANSFER_FILE).read_bytes()
+    calls = {"n": 0}
+    original = run.cancel_requested
+
+    def cancel_after_some_steps():
+        calls["n"] += 1
+        return calls["n"] > 30 or original()
+
+    run.cancel_requested = cancel_after_some_steps
+    assert run_stages(run, ["student", "quantize"]) == "cancelled"
+    st = run.status()
+    assert st["status"] == "cancelled" and st["stage"] == "student"
+    assert "cancelled" in st["message"]
+    assert (run.path / R.TRANSFER_FILE).read_bytes() == before
+    assert (run.path / "students" / "distilled" / "model.safetensors").exists()
+    assert not (run.path / R.ONNX_DIR).exists()
+
+
+def test_failed_stage_says_why_and_keeps_artifacts(tiny_config, tmp_path):
+    run = Run.create(tiny_config, tmp_path)
+    assert run_stages(run, ["quantize"]) == "failed"
+    assert "no trained student yet" in run.status()["message"]
+    assert run_stages(run, ["teacher"]) == "done"
+    weights = (run.path / "teacher" / "model.safetensors").read_bytes()
+    cfg = run.config().with_overrides({"teacher.pretrained": "/no/such/dir"})
+    cfg.save(run.path / "config.yaml")
+    assert run_stages(run, ["teacher"]) == "failed"
+    assert run.status()["message"] == "teacher path '/no/such/dir' does not exist"
+    assert (run.path / "teacher" / "model.safetensors").read_bytes() == weights
+    err = run.events("error")[-1]
+    assert err["stage"] == "teacher" and "traceback" in err
+
+
+def test_bad_data_fails_with_message(tiny_config, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\n" + "".join(f"t{i},x\n" for i in range(10)))
+    run = Run.create(tiny_config.with_overrides({"data.dataset": str(bad)}), tmp_path)
+    assert run_stages(run) == "failed"
+    assert "single class" in run.status()["message"]
+
+
+def test_load_pretrained_teacher(tiny_config, finished_run, tmp_path):
+    cfg = tiny_config.with_overrides({"teacher.pretrained": str(finished_run.path / "teacher")})
+    run = Run.create(cfg, tmp_path)
+    assert run_stages(run, ["teacher"]) == "done"
+    m = _finished(run, "teacher")
+    first = json.loads((finished_run.path / "teacher" / "teacher.json").read_text())
+    assert m["fine_tuned_here"] is False
+    assert m["val_accuracy"] == pytest.approx(first["val_accuracy"])

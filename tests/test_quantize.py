@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+import torch
+
+from kdstudio.quantize import (
+    check_quantized,
+    export_student,
+    op_counts,
+    quantize_int8,
+    run_student_onnx,
+    session,
+)
+from kdstudio.student import BiLSTMClassifier
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    torch.manual_seed(0)
+    m = BiLSTMClassifier(3000, 64, 32, 16, 3, dropout=0.0).eval()
+    d = tmp_path_factory.mktemp("onnx")
+    fp32 = export_student(m, d / "s.onnx")
+    int8 = quantize_int8(fp32, d / "s.int8.onnx")
+    return m, fp32, int8
+
+
+def _ids(b, length, seed):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(2, 3000, (b, length))
+    for i in range(b):  # ragged: right padding
+        ids[i, rng.integers(1, length + 1):] = 0
+    return ids
+
+
+def test_fp32_onnx_matches_pytorch_with_dynamic_axes(exported):
+    m, fp32, _ = exported
+    sess = session(fp32)
+    for b, length in ((1, 3), (7, 11), (32, 40)):
+        ids = _ids(b, length, b)
+        with torch.no_grad():
+            ref = m(torch.from_numpy(ids)).numpy()
+        assert np.abs(run_student_onnx(sess, ids) - ref).max() <= 1e-4
+
+
+def test_int8_graph_is_really_quantized_and_smaller(exported):
+    _, fp32, int8 = exported
+    ops = check_quantized(int8)
+    assert ops["DynamicQuantizeLSTM"] == 2 and ops.get("MatMulInteger", 0) >= 2
+    assert "Gemm" not in op_counts(fp32)  # rewritten to MatMul so it can be quantized
+    assert int8.stat().st_size < 0.35 * fp32.stat().st_size
+
+
+def test_int8_agrees_with_fp32(exported):
+    _, fp32, int8 = exported
+    ids = _ids(200, 20, 5)
+    a = run_student_onnx(session(fp32), ids)
+    b = run_student_onnx(session(int8), ids)
+    assert (a.argmax(-1) == b.argmax(-1)).mean() >= 0.9
+    assert np.abs(a - b).max() < 0.1
+
+
+def test_check_quantized_rejects_a_float_graph(exported):
+    _, fp32, _ = exported
+    with pytest.raises(RuntimeError, match="not fully quantized"):
+        check_quantized(fp32)

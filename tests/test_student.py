@@ -1,0 +1,81 @@
+import numpy as np
+import torch
+
+from kdstudio.config import StudentConfig
+from kdstudio.student import (
+    BiLSTMClassifier,
+    StudentVocab,
+    build_student,
+    load_student,
+    num_parameters,
+    save_student,
+)
+
+
+def test_padding_does_not_change_the_output():
+    torch.manual_seed(0)
+    m = BiLSTMClassifier(50, 8, 6, 5, 3, dropout=0.0).eval()
+    short = torch.tensor([[5, 6, 7]])
+    padded = torch.tensor([[5, 6, 7, 0, 0, 0], [9, 9, 9, 9, 9, 9]])
+    with torch.no_grad():
+        a, b = m(short), m(padded)
+    assert torch.allclose(a[0], b[0], atol=1e-6)
+
+
+def test_backward_direction_sees_the_sentence_reversed():
+    torch.manual_seed(0)
+    m = BiLSTMClassifier(50, 8, 6, 5, 2, dropout=0.0).eval()
+    with torch.no_grad():
+        assert not torch.allclose(m(torch.tensor([[5, 6, 7]])), m(torch.tensor([[7, 6, 5]])))
+
+
+def test_parameter_count_of_paper_sizes():
+    m = BiLSTMClassifier(10_000, 300, 150, 200, 2)
+    lstm = 2 * 4 * 150 * (300 + 150 + 2)  # two directions, 4 gates, both biases
+    expected = 10_000 * 300 + lstm + (300 * 200 + 200) + (200 * 2 + 2)
+    assert num_parameters(m) == expected
+
+
+def test_vocab_maps_teacher_ids_and_unknowns(tiny_backbone):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_backbone)
+    vocab = StudentVocab.build(tok, ["good movie", "bad film"], 16)
+    ids = vocab.encode(tok, ["good [MASK] film", "dull", ""], 16)
+    assert ids.shape[0] == 3
+    assert (ids[0] > 1).all()  # good, [MASK], film are known
+    assert ids[1, 0] == 1  # "dull" is not in the vocabulary built above → UNK
+    assert ids[2, 0] == 1 and (ids[2, 1:] == 0).all()  # empty text → one UNK step
+
+
+def test_teacher_embedding_init_and_projection(tiny_backbone):
+    from transformers import AutoModel, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_backbone)
+    teacher = AutoModel.from_pretrained(tiny_backbone)
+    vocab = StudentVocab.build(tok, ["good movie", "bad film"], 16)
+    s = build_student(StudentConfig(hidden_size=4, fc_size=4), vocab, 2, teacher)
+    table = teacher.get_input_embeddings().weight
+    good = tok.convert_tokens_to_ids("good")
+    row = vocab.encode(tok, ["good"], 4)[0, 0]
+    assert torch.allclose(s.embedding.weight[row], table[good])
+    assert s.embedding.weight[0].abs().sum() == 0  # padding row
+    small = build_student(StudentConfig(hidden_size=4, fc_size=4, embedding_dim=8), vocab, 2,
+                          teacher)
+    assert small.embedding.weight.shape == (len(vocab), 8)
+    rnd = build_student(StudentConfig(hidden_size=4, fc_size=4, embedding_init="random",
+                                      embedding_dim=12), vocab, 2)
+    assert rnd.embedding.weight.shape == (len(vocab), 12)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    torch.manual_seed(0)
+    m = BiLSTMClassifier(20, 4, 3, 5, 2, dropout=0.0).eval()
+    vocab = StudentVocab([5, 6, 7], 30, 1)
+    save_student(m, vocab, ["neg", "pos"], tmp_path, {"variant": "x"})
+    m2, v2, meta = load_student(tmp_path)
+    x = torch.tensor([[2, 3, 4]])
+    with torch.no_grad():
+        assert torch.equal(m(x), m2(x))
+    assert v2.teacher_ids == [5, 6, 7] and meta["arch"]["label_names"] == ["neg", "pos"]
+    assert np.array_equal(v2._lut, vocab._lut)

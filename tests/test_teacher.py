@@ -1,0 +1,64 @@
+import pytest
+
+from kdstudio.config import DataConfig, TeacherConfig
+from kdstudio.data import load_task
+from kdstudio.teacher import TeacherError, fine_tune, load_teacher, resolve_model_ref
+
+
+def test_fine_tune_saves_safetensors_and_reports_accuracy(tiny_data_dir, tiny_backbone,
+                                                          tmp_path):
+    task = load_task(DataConfig(dataset=str(tiny_data_dir)))
+    steps = []
+    m = fine_tune(task, TeacherConfig(backbone=str(tiny_backbone), epochs=2, batch_size=16,
+                                      learning_rate=2e-3, max_length=32),
+                  tmp_path / "t", seed=0, device="cpu", on_step=lambda p: steps.append(p))
+    assert (tmp_path / "t" / "model.safetensors").exists()
+    assert (tmp_path / "t" / "tokenizer.json").exists()
+    assert 0.0 <= m["val_accuracy"] <= 1.0 and m["steps"] == 20
+    assert steps[-1].metrics["val_accuracy"] == pytest.approx(m["history"][-1]["val_accuracy"])
+    t = load_teacher(str(tmp_path / "t"), task)
+    assert t.label_names == ["0", "1"]
+    assert t.predict_logits(["good movie", "bad"]).shape == (2, 2)
+
+
+def test_teacher_path_that_does_not_exist():
+    with pytest.raises(TeacherError, match="teacher path '/no/such/teacher' does not exist"):
+        resolve_model_ref("/no/such/teacher")
+
+
+def test_folder_that_is_not_a_model(tmp_path):
+    with pytest.raises(TeacherError, match="not a transformers model folder"):
+        resolve_model_ref(str(tmp_path))
+
+
+def test_teacher_whose_labels_do_not_fit(tmp_path, tiny_backbone):
+    import pandas as pd
+
+    pd.DataFrame({"text": [f"t {i}" for i in range(30)], "label": [i % 3 for i in range(30)]}
+                 ).to_csv(tmp_path / "d.csv", index=False)
+    task = load_task(DataConfig(dataset=str(tmp_path / "d.csv")))
+    with pytest.raises(TeacherError, match="predicts 2 classes .* but the data has 3"):
+        load_teacher(str(tiny_backbone), task)
+
+
+def test_teacher_with_crossed_label_names(tmp_path, tiny_backbone):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    m = AutoModelForSequenceClassification.from_pretrained(
+        tiny_backbone, id2label={0: "pos", 1: "neg"}, label2id={"pos": 0, "neg": 1})
+    m.save_pretrained(tmp_path / "t")
+    AutoTokenizer.from_pretrained(tiny_backbone).save_pretrained(tmp_path / "t")
+    import pandas as pd
+
+    pd.DataFrame({"text": [f"t {i}" for i in range(20)],
+                  "label": ["neg", "pos"] * 10}).to_csv(tmp_path / "d.csv", index=False)
+    task = load_task(DataConfig(dataset=str(tmp_path / "d.csv")))
+    with pytest.raises(TeacherError, match="ids would be crossed"):
+        load_teacher(str(tmp_path / "t"), task)
+
+
+def test_packaged_minilm_is_found():
+    from kdstudio.config import PACKAGED_MINILM
+
+    p = resolve_model_ref(PACKAGED_MINILM)
+    assert p.endswith("model")

@@ -1,0 +1,82 @@
+import numpy as np
+import torch
+
+from kdstudio.config import StudentConfig
+from kdstudio.student import BiLSTMClassifier
+from kdstudio.train import TrainSet, predict, train_student
+
+
+def _data(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    ids = [np.concatenate([rng.integers(4, 20, rng.integers(1, 5)), [2 + y],
+                           rng.integers(4, 20, rng.integers(0, 4))]) for y in labels]
+    logits = np.stack([np.where(labels == 0, 2.0, -2.0), np.where(labels == 1, 2.0, -2.0)], 1)
+    return ids, labels, logits.astype(np.float32)
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return BiLSTMClassifier(20, 8, 8, 8, 2, dropout=0.0)
+
+
+CFG = StudentConfig(hidden_size=8, fc_size=8, epochs=6, batch_size=16, learning_rate=0.01,
+                    patience=0)
+
+
+def test_distillation_learns_and_is_deterministic():
+    ids, labels, logits = _data()
+    vids, vlabels, _ = _data(60, seed=1)
+    seen = []
+    h1 = train_student(_model(), TrainSet(ids, labels, logits), vids, vlabels, CFG, seed=3,
+                       device="cpu", on_step=lambda p: seen.append(p.step))
+    h2 = train_student(_model(), TrainSet(ids, labels, logits), vids, vlabels, CFG, seed=3,
+                       device="cpu")
+    assert h1["best"]["val_accuracy"] > 0.9
+    assert h1["history"] == h2["history"]
+    assert seen == list(range(1, h1["steps"] + 1))
+
+
+def test_baseline_uses_only_labelled_rows():
+    ids, labels, logits = _data()
+    labels = labels.copy()
+    labels[100:] = -1  # augmented rows have no hard label
+    h = train_student(_model(), TrainSet(ids, labels, logits), ids[:50], labels[:50], CFG,
+                      mode="baseline", seed=0, device="cpu")
+    assert h["train_examples"] == 100 and h["mode"] == "baseline"
+
+
+def test_should_stop_cancels_and_keeps_best():
+    ids, labels, logits = _data()
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return calls["n"] > 20
+
+    saved = []
+    cfg = StudentConfig(hidden_size=8, fc_size=8, epochs=50, batch_size=16, patience=0,
+                        evals_per_epoch=4)
+    h = train_student(_model(), TrainSet(ids, labels, logits), ids[:40], labels[:40], cfg,
+                      seed=0, device="cpu", should_stop=stop,
+                      on_best=lambda m, b: saved.append(b))
+    assert h["cancelled"] and h["steps"] == 20
+    assert saved  # a checkpoint was handed out before the stop
+
+
+def test_early_stopping():
+    ids, labels, logits = _data()
+    cfg = StudentConfig(hidden_size=8, fc_size=8, epochs=100, batch_size=16, patience=2,
+                        learning_rate=0.01)
+    h = train_student(_model(), TrainSet(ids, labels, logits), ids[:40], labels[:40], cfg,
+                      seed=0, device="cpu")
+    assert h["early_stopped"] and h["steps"] < 100 * 13
+
+
+def test_predict_keeps_input_order():
+    m = _model().eval()
+    ids, _, _ = _data(30)
+    out = predict(m, ids, batch_size=7)
+    with torch.no_grad():
+        one = m(torch.as_tensor(ids[5])[None]).numpy()
+    assert np.allclose(out[5], one[0], atol=1e-6)
