@@ -193,6 +193,10 @@ class StudentConfig(_Section):
     evals_per_epoch: int = 1
     max_length: int = 64
     grad_clip: float = 5.0
+    #: Seed for the student's initialisation and batch order; None uses the run's seed.
+    #: (The run's seed also keys the cached teacher and transfer set; varying this one
+    #: repeats student training over the same transfer set.)
+    seed: int | None = None
     #: Also train the baseline: the same student on hard labels only, no teacher.
     train_baseline: bool = True
     #: Also train a student on the teacher's logits for the original sentences only (no
@@ -218,6 +222,8 @@ class StudentConfig(_Section):
         _check_int("evals_per_epoch", self.evals_per_epoch, 1, 100)
         _check_int("student max_length", self.max_length, 1, 4096)
         _check_pos("grad_clip", self.grad_clip)
+        if self.seed is not None:
+            _check_int("student seed", self.seed, 0)
 
 
 @dataclass

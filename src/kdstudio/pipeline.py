@@ -138,11 +138,12 @@ def stage_student(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
                          TrainSet([ids[i] for i in orig], labels[orig], logits[orig])))
     if sc.train_baseline:
         variants.append(("baseline", "baseline", TrainSet(ids, labels, None)))
+    seed = cfg.seed if sc.seed is None else sc.seed
     results = {}
     for name, mode, data in variants:
         if run.cancel_requested():
             break
-        model = build_student(sc, vocab, task.num_labels, teacher.model, seed=cfg.seed)
+        model = build_student(sc, vocab, task.num_labels, teacher.model, seed=seed)
         out_dir = run.file(f"{R.STUDENTS_DIR}/{name}")
         meta = {"variant": name, "label": STUDENT_LABELS[name], "mode": mode,
                 "params": num_parameters(model), "config": sc.to_dict(),
@@ -154,7 +155,7 @@ def stage_student(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
         run.log("student_started", variant=name, params=meta["params"],
                 train_examples=len(data.ids))
         hist = train_student(model, data, val_ids, task.validation.labels, sc, mode=mode,
-                             seed=cfg.seed, device=cfg.device, on_step=report,
+                             seed=seed, device=cfg.device, on_step=report,
                              should_stop=run.cancel_requested, on_best=on_best,
                              stage=f"student:{name}")
         save_student(model, vocab, task.label_names, out_dir, {**meta, "best": hist["best"],

@@ -119,6 +119,26 @@ def num_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def pca_project(rows: torch.Tensor, dim: int) -> torch.Tensor:
+    """Project embedding rows (row 0 = padding) onto their top ``dim`` principal components.
+
+    The cheapest way to a narrower table that keeps the teacher's geometry; the result is
+    rescaled to the rows' original spread so training starts at a familiar scale.
+    """
+    if dim >= rows.shape[1]:
+        return rows
+    kept = rows[1:]
+    mean = kept.mean(0, keepdim=True)
+    _, _, v = torch.linalg.svd(kept - mean, full_matrices=False)
+    proj = v[:dim].T  # (E, k), k = min(dim, rows kept): a tiny vocabulary has fewer
+    out = (rows - mean) @ proj
+    out = out / out[1:].std().clamp(min=1e-6) * kept.std()
+    if out.shape[1] < dim:  # pad with zero columns, which training can still fill
+        out = torch.cat([out, out.new_zeros(out.shape[0], dim - out.shape[1])], 1)
+    out[PAD] = 0.0
+    return out
+
+
 def teacher_embedding_rows(teacher_model: nn.Module, vocab: StudentVocab,
                            dim: int | None) -> torch.Tensor:
     """Teacher input-embedding rows for the student's tokens, optionally PCA-projected."""
@@ -126,18 +146,7 @@ def teacher_embedding_rows(teacher_model: nn.Module, vocab: StudentVocab,
     idx = torch.tensor([vocab.unk_teacher_id, vocab.unk_teacher_id] + vocab.teacher_ids)
     rows = table[idx].clone()  # (V_s, E_t)
     rows[PAD] = 0.0
-    if dim is not None and dim < rows.shape[1]:
-        # Project onto the top principal components of the rows we keep: the cheapest way
-        # to a narrower table that still carries the teacher's geometry.
-        centered = rows[1:] - rows[1:].mean(0, keepdim=True)
-        _, _, v = torch.linalg.svd(centered, full_matrices=False)
-        proj = v[:dim].T  # (E_t, k), k = min(dim, rows kept): a tiny vocabulary has fewer
-        rows = (rows - rows[1:].mean(0, keepdim=True)) @ proj
-        rows = rows / rows[1:].std().clamp(min=1e-6) * table.std()
-        if rows.shape[1] < dim:  # pad with zero columns, which training can still fill
-            rows = torch.cat([rows, rows.new_zeros(rows.shape[0], dim - rows.shape[1])], 1)
-        rows[PAD] = 0.0
-    return rows
+    return rows if dim is None else pca_project(rows, dim)
 
 
 def build_student(cfg: StudentConfig, vocab: StudentVocab, num_labels: int,

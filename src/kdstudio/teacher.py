@@ -174,6 +174,7 @@ def fine_tune(task: TaskData, cfg: TeacherConfig, out_dir: str | Path, *, seed: 
     )
     from transformers.utils import logging as hf_logging
 
+    t_start = time.time()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     resolved = resolve_model_ref(cfg.backbone)
@@ -261,7 +262,7 @@ def fine_tune(task: TaskData, cfg: TeacherConfig, out_dir: str | Path, *, seed: 
         "val_accuracy": best_acc, "best_epoch": best_epoch, "steps": step,
         "train_examples": len(texts), "backbone": cfg.backbone, "history": history,
         "parameters": teacher.num_parameters(), "fingerprint": fingerprint(out_dir),
-        "cancelled": stopped,
+        "cancelled": stopped, "seconds": round(time.time() - t_start, 1),
     }
     (out_dir / "teacher.json").write_text(json.dumps(metrics, indent=1))
     return metrics

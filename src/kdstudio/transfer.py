@@ -55,9 +55,10 @@ def build_transfer_set(task: TaskData, teacher: Teacher, teacher_fp: str, cfg: A
     cached = Path(cache_dir) / f"transfer-{key}.parquet" if cache_dir else None
     if cached is not None and cached.exists():
         link_or_copy(cached, out_file)
-        n = pd.read_parquet(out_file, columns=["label"])
-        return {"cached": True, "key": key, "rows": len(n),
-                "augmented": int((n["label"] < 0).sum())}
+        meta_file = cached.with_suffix(".json")
+        meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
+        # "seconds" etc. describe the original build, which this run did not repeat.
+        return {**meta, "cached": True, "key": key}
 
     t0 = time.time()
     progress = Progress(stage="augment", total=len(task.train))
@@ -91,13 +92,15 @@ def build_transfer_set(task: TaskData, teacher: Teacher, teacher_fp: str, cfg: A
     tmp = out_file.with_suffix(".tmp")
     df.to_parquet(tmp, index=False)
     tmp.replace(out_file)
-    if cached is not None:
-        link_or_copy(out_file, cached)
-    return {"cached": False, "key": key, "rows": len(df), "augmented": len(df) - n_orig,
+    meta = {"rows": len(df), "augmented": len(df) - n_orig,
             "pos_tags": len(corpus.pos.words), "tagging_seconds": round(t_tag, 2),
             "labelling_seconds": round(t_label, 2),
             "sentences_per_second": round(len(df) / max(t_label, 1e-9), 1),
             "seconds": round(time.time() - t0, 2)}
+    if cached is not None:
+        link_or_copy(out_file, cached)
+        cached.with_suffix(".json").write_text(json.dumps(meta))
+    return {**meta, "cached": False, "key": key}
 
 
 def read_transfer_set(path: str | Path) -> tuple[list[str], np.ndarray, np.ndarray]:
