@@ -154,3 +154,39 @@ def test_missing_path_and_folder(tmp_path):
         _load(tmp_path)
     with pytest.raises(DataError, match="data folder .* does not exist"):
         load_task(DataConfig(dataset="sst2", data_dir=str(tmp_path / "none")))
+
+
+def test_hub_loading_code_path(monkeypatch):
+    """The Hub branch, with datasets.load_dataset answered locally (no network here)."""
+    import datasets
+
+    def fake_load(hub_id):
+        assert hub_id == "someone/reviews"
+        feats = datasets.Features({"text": datasets.Value("string"),
+                                   "label": datasets.ClassLabel(names=["bad", "good"])})
+        return datasets.DatasetDict({
+            "train": datasets.Dataset.from_dict({"text": ["a", "b", "c", "d"],
+                                                 "label": [0, 1, 0, 1]}, features=feats),
+            "test": datasets.Dataset.from_dict({"text": ["e", "f"], "label": [-1, -1]},
+                                               features=datasets.Features({
+                                                   "text": datasets.Value("string"),
+                                                   "label": datasets.Value("int64")})),
+        })
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    task = load_task(DataConfig(dataset="someone/reviews", validation_fraction=0.25), seed=0)
+    assert task.label_names == ["bad", "good"]
+    assert len(task.validation) == 1 and len(task.train) == 3  # hidden test labels unused
+
+
+def test_hub_unreachable_message(monkeypatch):
+    import datasets
+
+    def fail(hub_id):
+        raise ConnectionError("no route to host")
+
+    monkeypatch.setattr(datasets, "load_dataset", fail)
+    monkeypatch.delenv("KDSTUDIO_DATA_DIR", raising=False)
+    with pytest.raises(DataError, match="could not load 'stanfordnlp/sst2' from the Hugging "
+                                        "Face Hub .*Set data_dir / KDSTUDIO_DATA_DIR"):
+        load_task(DataConfig(dataset="sst2"))

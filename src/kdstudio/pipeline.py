@@ -8,6 +8,7 @@ cancel leaves earlier artifacts intact and says why in the status.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -59,7 +60,14 @@ class _Reporter:
 # Stages
 # ---------------------------------------------------------------------------------------
 def stage_teacher(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -> dict:
-    from .teacher import evaluate_teacher, fine_tune, fingerprint, load_teacher, save_teacher
+    from .teacher import (
+        evaluate_teacher,
+        fine_tune,
+        fingerprint,
+        load_teacher,
+        resolve_model_ref,
+        save_teacher,
+    )
     from .transfer import link_or_copy
 
     out = run.file(R.TEACHER_DIR)
@@ -74,10 +82,6 @@ def stage_teacher(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
         (out / "teacher.json").write_text(json.dumps(metrics, indent=1))
         return metrics
     # Fine-tuning is cached by what goes into it: backbone, data, settings, seed.
-    import hashlib
-
-    from .teacher import resolve_model_ref
-
     ref = resolve_model_ref(tc.backbone)
     backbone_id = fingerprint(ref) if Path(ref).exists() else ref
     key = hashlib.sha256(json.dumps({"backbone": backbone_id, "data": task.fingerprint(),
