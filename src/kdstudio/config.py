@@ -118,12 +118,16 @@ class TeacherConfig(_Section):
     max_train_examples: int | None = None
     #: Batch size when computing logits (inference only).
     eval_batch_size: int = 128
+    #: Engine for labelling the transfer set: "auto" uses ONNX Runtime (fp32, same logits to
+    #: ~1e-5, about 2x faster) on a CPU and PyTorch on a GPU.
+    label_engine: Literal["auto", "torch", "onnx"] = "auto"
 
     def __post_init__(self) -> None:
         _check_pos("teacher epochs", self.epochs)
         _check_pos("teacher learning_rate", self.learning_rate)
         _check_int("teacher batch_size", self.batch_size, 1)
         _check_int("teacher eval_batch_size", self.eval_batch_size, 1)
+        _check_choice("label_engine", self.label_engine, ("auto", "torch", "onnx"))
         _check_int("teacher max_length", self.max_length, 4, 4096)
         if not 0.0 <= float(self.warmup_ratio) < 1.0:
             raise ValueError(f"teacher warmup_ratio must be in [0, 1), got {self.warmup_ratio}")

@@ -116,8 +116,14 @@ def stage_augment(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
     from .transfer import build_transfer_set
 
     teacher = _load_run_teacher(run, cfg, task)
+    teacher_fp = fingerprint(run.file(R.TEACHER_DIR))
+    engine = cfg.teacher.label_engine
+    if engine == "onnx" or (engine == "auto" and teacher.device.type == "cpu"):
+        cache = cache_dir_for(run)
+        cache.mkdir(parents=True, exist_ok=True)
+        teacher.use_onnx(cache / f"teacher-{teacher_fp}.onnx")
     return build_transfer_set(
-        task, teacher, fingerprint(run.file(R.TEACHER_DIR)), cfg.augment,
+        task, teacher, teacher_fp, cfg.augment,
         run.file(R.TRANSFER_FILE), seed=cfg.seed, batch_size=cfg.teacher.eval_batch_size,
         cache_dir=cache_dir_for(run), on_step=report, should_stop=run.cancel_requested)
 

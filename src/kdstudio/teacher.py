@@ -12,9 +12,10 @@ import hashlib
 import importlib.util
 import json
 import math
+import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,8 @@ class Teacher:
     label_names: list[str]
     path: str
     max_length: int = 64
+    #: An ONNX Runtime session of the same weights (fp32), used for CPU inference when set.
+    ort_session: object | None = field(default=None, repr=False)
 
     @property
     def device(self) -> torch.device:
@@ -88,6 +91,21 @@ class Teacher:
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
 
+    def use_onnx(self, path: str | Path) -> None:
+        """Run inference through ONNX Runtime (fp32, same weights): on a CPU it computes the
+        same logits (to ~1e-5) about twice as fast as PyTorch eager, which matters most when
+        labelling a large transfer set. Exports to ``path`` unless it is there already."""
+        from .quantize import export_teacher, session
+
+        path = Path(path)
+        if not path.exists():
+            device = self.device
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            export_teacher(self.model, tmp)  # exports from the CPU
+            os.replace(tmp, path)
+            self.model.to(device)
+        self.ort_session = session(path)
+
     @torch.no_grad()
     def predict_logits(self, texts: list[str], batch_size: int = 128,
                        on_batch: Callable[[int, int], None] | None = None) -> np.ndarray:
@@ -96,14 +114,23 @@ class Teacher:
         order = np.argsort([len(t) for t in texts], kind="stable")
         out = np.zeros((len(texts), len(self.label_names)), dtype=np.float32)
         dev = self.device
+        use_ort = self.ort_session is not None and dev.type == "cpu"
         use_amp = dev.type == "cuda"
         for start in range(0, len(texts), batch_size):
             idx = order[start:start + batch_size]
-            enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                                 max_length=self.max_length, return_tensors="pt").to(dev)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
-                logits = self.model(**enc).logits
-            out[idx] = logits.float().cpu().numpy()
+            batch = [texts[i] for i in idx]
+            if use_ort:
+                enc = self.tokenizer(batch, padding=True, truncation=True,
+                                     max_length=self.max_length, return_tensors="np")
+                out[idx] = self.ort_session.run(["logits"], {
+                    "input_ids": enc["input_ids"].astype(np.int64),
+                    "attention_mask": enc["attention_mask"].astype(np.int64)})[0]
+            else:
+                enc = self.tokenizer(batch, padding=True, truncation=True,
+                                     max_length=self.max_length, return_tensors="pt").to(dev)
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
+                    logits = self.model(**enc).logits
+                out[idx] = logits.float().cpu().numpy()
             if on_batch is not None:
                 on_batch(min(start + batch_size, len(texts)), len(texts))
         return out
