@@ -19,7 +19,6 @@ import threading
 import time
 import zipfile
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -256,8 +255,8 @@ class RunModels:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-MODEL_KINDS = (("teacher", "Teacher"), ("student", "Student (BiLSTM, PyTorch fp32)"),
-               ("student-int8", "Student int8 (ONNX Runtime)"))
+MODEL_KINDS = (("teacher", "Teacher"), ("student", "Student (PyTorch)"),
+               ("student-int8", "Student int8 (ONNX)"))
 _MODELS: OrderedDict[str, tuple[tuple, RunModels]] = OrderedDict()
 _MODELS_LOCK = threading.Lock()  # held while loading, so concurrent first calls load once
 _MAX_CACHED_RUNS = 3
@@ -286,10 +285,13 @@ def run_models(run: Run) -> RunModels:
 
 
 def _load_models(run: Run) -> RunModels:
+    from transformers.utils import logging as hf_logging
+
     from .compare import onnx_student_predictor, student_predictor
     from .student import load_student
     from .teacher import load_teacher
 
+    hf_logging.disable_progress_bar()  # a "Loading weights" bar per load only clutters the log
     cfg = run.config()
     if teacher_metrics(run) is None:
         raise UserInputError(
@@ -465,16 +467,18 @@ def start_run(cfg: RunConfig, stages: list[str] | None = None, root: Path | None
 
 
 def reusable_teacher(parent: Run | None, cfg: RunConfig) -> bool:
-    """Whether ``parent``'s finished teacher was trained on the data ``cfg`` asks for."""
+    """Whether ``parent`` has a finished teacher trained on the data ``cfg`` asks for (the
+    same texts and labels, by content: naming a detected column explicitly changes nothing)."""
     if parent is None or teacher_metrics(parent) is None:
         return False
     try:
         pcfg = parent.config()
-    except ValueError:
+        mine = load_task_cached(cfg.data, cfg.seed)
+        theirs = load_task_cached(pcfg.data, pcfg.seed)
+    except (ValueError, OSError):
         return False
-    return (pcfg.data.to_dict() == cfg.data.to_dict()
-            and pcfg.data.resolved_data_dir() == cfg.data.resolved_data_dir()
-            and pcfg.seed == cfg.seed)
+    return (mine.fingerprint() == theirs.fingerprint()
+            and mine.label_names == theirs.label_names)
 
 
 def start_distillation(cfg: RunConfig, parent: Run | None = None, root: Path | None = None
@@ -555,10 +559,12 @@ def snapshot(run: Run) -> Snapshot:
         if e.get("loss") is not None:
             c["steps"].append(e["step"])
             c["loss"].append(e["loss"])
-        if e.get("val_accuracy") is not None and (
-                not c["val_steps"] or c["val_steps"][-1] != e["step"]):
+        # Every event repeats the last validation accuracy; a new value marks a new
+        # evaluation (an evaluation that repeats the previous value adds no point).
+        val = e.get("val_accuracy")
+        if val is not None and (not c["val_accuracy"] or c["val_accuracy"][-1] != val):
             c["val_steps"].append(e["step"])
-            c["val_accuracy"].append(e["val_accuracy"])
+            c["val_accuracy"].append(val)
     t_start = st.get("started")
     end = None if status == "running" else _updated_ts(st)
     elapsed = None if not t_start else max(0.0, (end or time.time()) - t_start)
@@ -638,14 +644,14 @@ def comparison_table(res: dict) -> list[dict[str, Any]]:
         agree = r.get("agreement_with_teacher")
         out.append({
             "model": r["name"], "backend": r["backend"],
-            "val. accuracy": f"{r['accuracy']:.1%}",
-            "agreement w/ teacher": "—" if agree is None else f"{agree:.1%}",
-            "parameters": f"{r['params'] / 1e6:.2f} M",
-            "size on disk": f"{r['size_mb']:.2f} MB",
-            "p50 latency, batch 1": f"{r['latency_b1_ms_p50']:.2f} ms",
+            "accuracy": f"{r['accuracy']:.1%}",
+            "agrees with teacher": "—" if agree is None else f"{agree:.1%}",
+            "params": f"{r['params'] / 1e6:.2f} M",
+            "size": f"{r['size_mb']:.2f} MB",
+            "latency p50, batch 1": f"{r['latency_b1_ms_p50']:.2f} ms",
             "throughput, batch 32": f"{r['throughput_per_s']:,.0f} /s",
-            "speed-up (b1)": _ratio(r.get("speedup_b1")),
-            "size ratio": _ratio(r.get("size_ratio")),
+            "speed-up": _ratio(r.get("speedup_b1")),
+            "smaller by": _ratio(r.get("size_ratio")),
         })
     return out
 
@@ -668,11 +674,11 @@ def seed_table(res: dict) -> list[dict[str, Any]]:
         r = by_kind.get(kind)
         if r is None:
             out.append({"model": name, "accuracy": "not trained in this run",
-                        "parameters": "", "inference, batch 1 (p50)": "",
+                        "params": "", "inference, batch 1 (p50)": "",
                         f"validation set, batch 32 ({n_val} sentences)": ""})
             continue
         out.append({"model": name, "accuracy": f"{r['accuracy']:.1%}",
-                    "parameters": f"{r['params'] / 1e6:.2f} M",
+                    "params": f"{r['params'] / 1e6:.2f} M",
                     "inference, batch 1 (p50)": f"{r['latency_b1_ms_p50']:.2f} ms",
                     f"validation set, batch 32 ({n_val} sentences)": f"{r['b32_total_s']:.2f} s"})
     return out
@@ -734,7 +740,10 @@ def encode(texts, max_length={max_length}):
     rows = tok(texts, add_special_tokens=False, truncation=True, max_length=max_length)["input_ids"]
     x = np.zeros((len(rows), max(1, max(map(len, rows)))), np.int64)
     for i, r in enumerate(rows):
-        x[i, :len(r)] = lut[r] if r else [1]
+        if r:
+            x[i, :len(r)] = lut[r]
+        else:
+            x[i, 0] = 1                                       # an empty text: one unknown token
     return x
 
 sess = ort.InferenceSession("distilled.int8.onnx")
@@ -779,9 +788,8 @@ Made with the knowledge-distillation studio (`kdstudio`), run `{run.id}`.
 - **Teacher**: `{teacher_src}` ({how}); {t.get('parameters', 0) / 1e6:.1f} M parameters;
   validation accuracy {t.get('val_accuracy', float('nan')):.1%} when it was trained/loaded.
 - **Student**: a BiLSTM (Tang et al. 2019): hidden size {sc.hidden_size} per direction, a
-  {sc.fc_size}-unit ReLU layer, embeddings initialised from {sc.embedding_init}
-  {'(the teacher’s input embeddings)' if sc.embedding_init == 'teacher' else ''}; trained for up to
-  {sc.epochs} epochs with loss `{sc.loss}` (α = {sc.alpha:g}, T = {sc.temperature:g}), learning rate
+  {sc.fc_size}-unit ReLU layer, {'embeddings initialised from the teacher’s input embeddings' if sc.embedding_init == 'teacher' else 'randomly initialised embeddings'};
+  trained for up to {sc.epochs} epoch(s) with loss `{sc.loss}` (α = {sc.alpha:g}, T = {sc.temperature:g}), learning rate
   {sc.learning_rate:g}, batch size {sc.batch_size}.
 - **Transfer set**: the training sentences plus up to {ac.n_iter} augmented copies each
   (masking p = {ac.p_mask:g}, POS-guided swaps p = {ac.p_pos:g}, n-gram sampling p = {ac.p_ng:g}),
@@ -817,6 +825,9 @@ your data.
 """
 
 
+_EXPORT_LOCK = threading.Lock()
+
+
 def export_files(run: Run, root: Path | None = None) -> dict[str, Path | None]:
     """Files to download for a finished run: int8 and fp32 ONNX students, results.json, the
     model card, and a zip with everything needed to run the int8 student. The card and the
@@ -825,14 +836,15 @@ def export_files(run: Run, root: Path | None = None) -> dict[str, Path | None]:
     res_file = run.file(R.RESULTS_JSON)
     finished_results(run)
     out = (root or runs_root()) / EXPORTS_DIR / run.id
-    out.mkdir(parents=True, exist_ok=True)
     stamp = str(res_file.stat().st_mtime_ns)
     card, bundle = out / "MODEL_CARD.md", out / f"{run.id}-student.zip"
-    if not ((out / ".stamp").exists() and (out / ".stamp").read_text() == stamp
-            and card.exists() and bundle.exists()):
-        card.write_text(model_card(run), encoding="utf-8")
-        _write_bundle(run, card, bundle)
-        (out / ".stamp").write_text(stamp)
+    with _EXPORT_LOCK:  # two browsers opening the same run must not write the zip at once
+        out.mkdir(parents=True, exist_ok=True)
+        if not ((out / ".stamp").exists() and (out / ".stamp").read_text() == stamp
+                and card.exists() and bundle.exists()):
+            card.write_text(model_card(run), encoding="utf-8")
+            _write_bundle(run, card, bundle)
+            (out / ".stamp").write_text(stamp)
     onnx = run.file(R.ONNX_DIR)
     return {"int8": _existing(onnx / "distilled.int8.onnx"),
             "fp32": _existing(onnx / "distilled.onnx"), "results": res_file,
@@ -862,13 +874,3 @@ def _write_bundle(run: Run, card: Path, bundle: Path) -> None:
         z.write(run.file(R.RESULTS_JSON), "results.json")
     os.replace(tmp, bundle)
 
-
-def call_safely(fn: Callable[[], Any]) -> tuple[Any, str | None]:
-    """Run ``fn``; return (value, None) or (None, a message) for errors users can fix."""
-    from .augment import SpacyModelError
-    from .teacher import TeacherError
-
-    try:
-        return fn(), None
-    except (UserInputError, DataError, TeacherError, SpacyModelError, jobs.JobBusy) as e:
-        return None, str(e)

@@ -57,15 +57,15 @@ def guarded(n_outputs: int, message_at: int | None = None) -> Callable:
 
 
 def error_md(msg: str) -> str:
-    return f"<div class='kd-msg kd-error'>⚠️ {html.escape(msg)}</div>"
+    return f"<div class='kd-msg kd-error'>⚠️ {html.escape(msg, quote=False)}</div>"
 
 
 def info_md(msg: str) -> str:
-    return f"<div class='kd-msg kd-info'>{html.escape(msg)}</div>"
+    return f"<div class='kd-msg kd-info'>{html.escape(msg, quote=False)}</div>"
 
 
 def ok_md(msg: str) -> str:
-    return f"<div class='kd-msg kd-ok'>✅ {html.escape(msg)}</div>"
+    return f"<div class='kd-msg kd-ok'>✅ {html.escape(msg, quote=False)}</div>"
 
 
 def duration(seconds: float | None) -> str:

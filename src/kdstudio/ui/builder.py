@@ -1,0 +1,211 @@
+"""The studio app: a header with the run picker and the quick demo, five tabs, one timer.
+
+The only state a browser session holds is the selected run (a dropdown) and the id of the
+run it last started (``gr.State``); everything shown is read from the runs folder, so a page
+reload, a second browser or a restarted server sees the same jobs. One timer polls the run
+being watched and redraws the progress panel only when its folder changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from .. import serving
+from ..config import RunConfig
+from . import augment_tab, compare_tab, data_tab, distill_tab, export_tab
+from .common import guarded, ok_md
+
+ASSETS = Path(__file__).resolve().parents[3] / "assets"
+POLL_SECONDS = 1.5
+TITLE = "Knowledge-distillation studio"
+
+
+def defaults() -> RunConfig:
+    """Settings the widgets start from: the quick preset, which finishes on a small CPU."""
+    return RunConfig.load("quick")
+
+
+# ---------------------------------------------------------------------------------------
+# Handlers that span tabs
+# ---------------------------------------------------------------------------------------
+@guarded(n_outputs=4, message_at=0)
+def quick_demo():
+    """Outputs: header message, run dropdown, watch state, tabs."""
+    cfg = defaults()
+    run = serving.start_run(cfg)
+    return (ok_md(f"Quick demo started as run {run.id}: the whole pipeline on "
+                  f"{cfg.data.max_train_examples or 'all'} SST-2 sentences. Progress below."),
+            gr.update(choices=serving.run_choices(), value=run.id), run.id,
+            gr.Tabs(selected="distill"))
+
+
+def on_load():
+    """Open on the running job if there is one, else on the latest finished run."""
+    root = serving.runs_root()
+    from ..jobs import active_job
+
+    active = active_job(root)
+    fin = serving.default_run(root)
+    choices = serving.run_choices(root)
+    value = fin.id if fin is not None else (choices[0][1] if choices else None)
+    tab = "distill" if active is not None else ("compare" if fin is not None else "data")
+    return gr.update(choices=choices, value=value), gr.Tabs(selected=tab)
+
+
+def _signature(run, selected: str | None) -> list:
+    if run is None:
+        return [None, selected]
+    files = [run.path / "status.json", run.path / "events.jsonl", run.path.parent]
+    return [run.id, selected] + [f.stat().st_mtime_ns if f.exists() else 0 for f in files] + [
+        (run.path / "events.jsonl").stat().st_size if (run.path / "events.jsonl").exists()
+        else 0]
+
+
+def tick(watch: str | None, selected: str | None, last: dict | None):
+    """Redraw the progress panel from the watched run's folder (skipped when unchanged).
+    Outputs: monitor, bar, loss plot, accuracy plot, runs table, run dropdown, teacher
+    status, poll state."""
+    n_out = 8
+    try:
+        last = last or {}
+        run = serving.watch_target(watch)
+        sig = _signature(run, selected)
+        # Idle pages cost two stat calls per poll; while a job runs, redraw every time so
+        # the elapsed time moves even in phases that report rarely.
+        running = run is not None and run.status().get("status") == "running"
+        if sig == last.get("sig") and not running:
+            return (gr.skip(),) * n_out
+        snap = serving.snapshot(run) if run is not None else None
+        loss, acc = (distill_tab.curve_figures(snap.curves) if snap is not None else
+                     (distill_tab.empty_figure("Training loss"),
+                      distill_tab.empty_figure("Validation accuracy")))
+        choices = [list(c) for c in serving.run_choices()]
+        dd: Any = gr.skip()
+        if choices != last.get("choices"):
+            dd = gr.update(choices=[tuple(c) for c in choices])
+        # The job this page was following has just finished: show its results (also in a
+        # reloaded page or a second browser, which follow the running job too).
+        if (snap is not None and snap.status == "done" and last.get("status") == "running"
+                and last.get("run") == snap.run_id and serving.has_models(run)):
+            dd = gr.update(choices=[tuple(c) for c in choices], value=snap.run_id)
+        state = {"sig": sig, "choices": choices, "status": snap.status if snap else None,
+                 "run": snap.run_id if snap else None}
+        return (distill_tab.monitor_md(snap), distill_tab.bar_html(snap), loss, acc,
+                distill_tab.runs_frame(), dd, data_tab.teacher_status_md(selected), state)
+    except Exception:  # noqa: BLE001 - a poll must never break the page; the next one retries
+        import logging
+
+        logging.getLogger("kdstudio.ui").exception("progress poll failed")
+        return (gr.skip(),) * n_out
+
+
+def job_status(run_id: str = "") -> dict:
+    """The state of a run (default: the running job, else the newest run), for scripts."""
+    try:
+        run = serving.get_run(run_id) if run_id else serving.watch_target(None)
+    except serving.UserInputError as e:
+        return {"status": "unknown", "message": str(e)}
+    if run is None:
+        return {"status": "none", "message": "no runs yet"}
+    snap = serving.snapshot(run)
+    d = dataclasses.asdict(snap)
+    d.pop("curves")
+    d["stages"] = [list(s) for s in snap.stages]
+    d["has_results"] = run.results() is not None
+    return d
+
+
+# ---------------------------------------------------------------------------------------
+# The app
+# ---------------------------------------------------------------------------------------
+def build_app() -> gr.Blocks:
+    cfg = defaults()
+    with gr.Blocks(title=TITLE) as demo:
+        watch = gr.State(None)  # id of the run this browser started last
+        poll = gr.State(None)  # what the last poll drew (to skip unchanged redraws)
+        with gr.Row(equal_height=True, elem_classes="kd-title"):
+            with gr.Column(scale=3):
+                gr.Markdown(f"# 🧪 {TITLE}\nDistil a fine-tuned transformer into a small "
+                            "BiLSTM (Tang et al. 2019), quantize it to int8, and compare them.")
+            with gr.Column(scale=2):
+                # Custom values allowed: choices change as runs appear, and the API takes any
+                # run id (serving.get_run checks it).
+                run_dd = gr.Dropdown(serving.run_choices(), value="", label="Run",
+                                     elem_id="kd-run", allow_custom_value=True,
+                                     info="Compare and Export show this run; Augmentation "
+                                          "uses its teacher")
+            with gr.Column(scale=1, min_width=160):
+                demo_btn = gr.Button("▶ Quick demo", variant="primary", elem_id="kd-quick")
+        header_msg = gr.Markdown(elem_id="kd-header-msg")
+        with gr.Tabs(selected="data") as tabs:
+            with gr.Tab("1 · Data & teacher", id="data", elem_id="kd-tab-data"):
+                data = data_tab.build(cfg)
+            with gr.Tab("2 · Augmentation", id="augment", elem_id="kd-tab-augment"):
+                aug = augment_tab.build(cfg)
+            with gr.Tab("3 · Distillation", id="distill", elem_id="kd-tab-distill"):
+                dist = distill_tab.build(cfg)
+            with gr.Tab("4 · Compare", id="compare", elem_id="kd-tab-compare"):
+                comp = compare_tab.build()
+            with gr.Tab("5 · Export", id="export", elem_id="kd-tab-export"):
+                exp = export_tab.build()
+        timer = gr.Timer(POLL_SECONDS)
+
+        data_tab.wire(data, cfg, data.seed, run_dd, watch)
+        augment_tab.wire(aug, cfg, data.data_inputs, data.seed, run_dd)
+        distill_tab.wire(dist, cfg, data.data_inputs, data.teacher_inputs, data.seed, run_dd,
+                         watch)
+        compare_tab.wire(comp, run_dd)
+
+        # The augmentation sliders live on two tabs; keep them equal (.input fires only on
+        # a user's change, so the two listeners cannot ping-pong).
+        for a, b in zip(aug.params, dist.aug_inputs, strict=True):
+            a.input(lambda v: v, a, b, api_visibility="private", queue=False)
+            b.input(lambda v: v, b, a, api_visibility="private", queue=False)
+
+        demo_btn.click(quick_demo, None, [header_msg, run_dd, watch, tabs],
+                       api_name="quick_demo", concurrency_limit=1)
+        poll_outs = [dist.monitor, dist.bar, dist.loss_plot, dist.acc_plot, dist.runs, run_dd,
+                     data.teacher_status, poll]
+        timer.tick(tick, [watch, run_dd, poll], poll_outs, api_visibility="private",
+                   concurrency_limit=None, show_progress="hidden", trigger_mode="always_last")
+        show_outs = [comp.header, comp.table, comp.scatter, comp.sizes, comp.seed_table,
+                     comp.disagree]
+        run_dd.change(compare_tab.show_results, run_dd, show_outs, api_name="results"
+                      ).then(export_tab.prepare, run_dd, exp.outputs, api_name="export"
+                             ).then(data_tab.teacher_status_md, run_dd, data.teacher_status,
+                                    api_visibility="private")
+        demo.load(on_load, None, [run_dd, tabs], api_visibility="private").then(
+            tick, [watch, run_dd, poll], poll_outs, api_visibility="private",
+            show_progress="hidden")
+        gr.api(job_status, api_name="job_status")
+    return demo
+
+
+def launch_kwargs() -> dict[str, Any]:
+    """Arguments for ``demo.launch``: host and port come from GRADIO_SERVER_NAME/PORT (Gradio
+    reads them), the runs folder from KDSTUDIO_RUNS_DIR; no share link unless asked for."""
+    root = serving.runs_root()
+    root.mkdir(parents=True, exist_ok=True)
+    limit = serving.max_upload_bytes()
+    return {
+        "theme": gr.themes.Soft(primary_hue="indigo", secondary_hue="slate"),
+        "css_paths": [ASSETS / "studio.css"],
+        # Downloads are served from the runs folder (exports, ONNX files, results.json).
+        "allowed_paths": [str(root)],
+        # Gradio refuses far larger uploads before they land on disk; the handler gives the
+        # readable message for anything past the studio's own limit.
+        "max_file_size": 4 * limit,
+        "show_error": True,
+        "share": os.environ.get("GRADIO_SHARE", "").lower() in ("1", "true"),
+    }
+
+
+def queue(demo: gr.Blocks) -> gr.Blocks:
+    # Two cores: two requests at a time by default; a bounded queue says "busy" instead of
+    # piling up work nobody will wait for.
+    return demo.queue(default_concurrency_limit=2, max_size=64)

@@ -1,0 +1,174 @@
+"""Tab 4, Compare: teacher, student and int8 student side by side, live and measured.
+
+A text box sends one sentence to every model of the selected run (models are loaded once,
+server-side, by :mod:`kdstudio.serving`); the tables and charts come from the run's
+``results.json`` as the compare stage measured them; disagreements are computed on demand.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from .. import serving
+from ..compare import figures
+from .common import error_md, guarded, info_md
+
+ASSETS = Path(__file__).resolve().parents[3] / "assets"
+
+
+@dataclass
+class CompareTab:
+    text: gr.Textbox
+    predict_btn: gr.Button
+    msg: gr.Markdown
+    labels: list[gr.Label]
+    timing: gr.Markdown
+    header: gr.Markdown
+    table: gr.Dataframe
+    scatter: gr.Plot
+    sizes: gr.Plot
+    seed_table: gr.Dataframe
+    disagree_btn: gr.Button
+    disagree_msg: gr.Markdown
+    disagree: gr.Dataframe
+
+
+def example_sentences() -> list[str]:
+    """Example inputs from ``assets/examples.json`` (a list of strings), if present."""
+    try:
+        data = json.loads((ASSETS / "examples.json").read_text(encoding="utf-8"))
+        return [s for s in data if isinstance(s, str)]
+    except (OSError, json.JSONDecodeError):
+        return ["a gripping, funny and humane film", "a dull, tedious mess"]
+
+
+def build() -> CompareTab:
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2):
+            text = gr.Textbox(label="Text to classify", lines=3, max_lines=8,
+                              placeholder="Type a sentence, or pick an example below",
+                              elem_id="kd-predict-text")
+            predict_btn = gr.Button("Classify with every model", variant="primary",
+                                    elem_id="kd-predict")
+            gr.Examples([[s] for s in example_sentences()], inputs=[text],
+                        label="Examples")
+        with gr.Column(scale=3):
+            msg = gr.Markdown(elem_id="kd-predict-msg")
+            with gr.Row():
+                labels = [gr.Label(label=title, num_top_classes=5, elem_id=f"kd-label-{kind}")
+                          for kind, title in serving.MODEL_KINDS]
+            timing = gr.Markdown(elem_id="kd-timing")
+    header = gr.Markdown(elem_id="kd-compare-header")
+    table = gr.Dataframe(interactive=False, wrap=True, label="Measured on the validation set",
+                         elem_id="kd-compare-table",
+                         column_widths=["21%", "9%", "8%", "9%", "7%", "8%", "10%", "10%",
+                                        "8%", "10%"])
+    with gr.Row():
+        scatter = gr.Plot(show_label=False)
+        sizes = gr.Plot(show_label=False)
+    seed_table = gr.Dataframe(interactive=False, wrap=True,
+                              label="As in Tang et al. (2019), Table 1")
+    with gr.Row():
+        disagree_btn = gr.Button("Find validation sentences where student and teacher "
+                                 "disagree", size="sm")
+    disagree_msg = gr.Markdown()
+    disagree = gr.Dataframe(interactive=False, wrap=True, visible=False)
+    return CompareTab(text, predict_btn, msg, labels, timing, header, table, scatter, sizes,
+                      seed_table, disagree_btn, disagree_msg, disagree)
+
+
+# ---------------------------------------------------------------------------------------
+# Handlers
+# ---------------------------------------------------------------------------------------
+def _run_or_latest(run_id: str | None):
+    if run_id:
+        return serving.get_run(run_id)
+    run = serving.default_run()
+    if run is None:
+        raise serving.UserInputError(
+            "No finished run yet: run the quick demo or start a distillation")
+    return run
+
+
+@guarded(n_outputs=5, message_at=0)
+def classify(text: str, run_id: str | None):
+    """Outputs: msg, teacher, student, int8 student (labels), timing."""
+    serving.clean_text(text)  # empty text fails before any model loads
+    run = _run_or_latest(run_id)
+    answers, notes = serving.predict(run, text)
+    labels = []
+    rows = []
+    for a in answers:
+        if a.available:
+            labels.append(gr.update(value=a.probs, label=f"{a.name} · {a.ms:.1f} ms"))
+            rows.append(f"| {a.name} | **{html.escape(a.label or '')}** | {a.ms:.1f} ms |")
+        else:
+            labels.append(gr.update(value=None, label=f"{a.name} · {a.note}"))
+            rows.append(f"| {a.name} | — | {a.note} |")
+    timing = ("| model | label | time of this call |\n|---|---|---|\n" + "\n".join(rows)
+              + "\n\n<span class='kd-muted'>One call each, tokenisation included, on this "
+                "server while it serves other requests: the measured latencies below are "
+                "the ones to quote.</span>")
+    msg = info_md(f"Run {run.id}" + ("".join(f" · {n}" for n in notes)))
+    return (msg, *labels, timing)
+
+
+@guarded(n_outputs=6, message_at=0)
+def show_results(run_id: str | None):
+    """Outputs: header, table, scatter, sizes, seed table, disagreements (hidden)."""
+    try:
+        run = _run_or_latest(run_id)
+        res = serving.finished_results(run)
+    except serving.UserInputError as e:
+        # Clear the numbers: a run without results must not show another run's.
+        return (error_md(str(e)), pd.DataFrame(), None, None, pd.DataFrame(),
+                gr.update(visible=False))
+    rows = res["rows"]
+    figs = figures(rows)
+    # Students sit close together on the latency axis: alternate their labels above and
+    # below the bubbles so they do not print over each other.
+    figs["accuracy_latency"].update_traces(
+        textposition=["top center" if i % 2 else "bottom center" for i in range(len(rows))],
+        cliponaxis=False)
+    figs["accuracy_latency"].update_layout(margin={"l": 70, "r": 90, "t": 60, "b": 60})
+    timing = res.get("timing", {})
+    env = res.get("environment", {})
+    header = (f"### Run `{run.id}` · {html.escape(str(res.get('dataset')))} · "
+              f"{res.get('validation_size')} validation sentences\n"
+              f"<span class='kd-muted'>Timing: {html.escape(timing.get('what', ''))}; latency "
+              f"{html.escape(timing.get('latency', ''))}; throughput "
+              f"{html.escape(timing.get('throughput', ''))}. Machine: "
+              f"{html.escape(str(env.get('cpu', '?')))}, {env.get('threads', '?')} threads"
+              f"{', GPU ' + html.escape(env['cuda']) if env.get('cuda') else ''}.</span>")
+    return (header, pd.DataFrame(serving.comparison_table(res)), figs["accuracy_latency"],
+            figs["size"], pd.DataFrame(serving.seed_table(res)), gr.update(visible=False))
+
+
+@guarded(n_outputs=2, message_at=0)
+def find_disagreements(run_id: str | None):
+    run = _run_or_latest(run_id)
+    serving.finished_results(run)
+    rows, n, n_val = serving.disagreements(run)
+    if not rows:
+        return (info_md(f"Student and teacher agree on all {n_val} validation sentences."),
+                gr.update(visible=False))
+    return (info_md(f"They disagree on {n} of {n_val} validation sentences "
+                    f"({n / n_val:.1%}); the sharpest {len(rows)}:"),
+            gr.update(value=pd.DataFrame(rows), visible=True))
+
+
+def wire(t: CompareTab, run_dd: gr.Dropdown) -> None:
+    outs = [t.msg, *t.labels, t.timing]
+    t.predict_btn.click(classify, [t.text, run_dd], outs, api_name="predict",
+                        concurrency_limit=4)
+    t.text.submit(classify, [t.text, run_dd], outs, api_visibility="private",
+                  concurrency_limit=4)
+    t.disagree_btn.click(find_disagreements, run_dd, [t.disagree_msg, t.disagree],
+                         api_name="disagreements")
+

@@ -1,0 +1,301 @@
+"""Tab 3, Distillation: student settings, Start / Cancel, and the live progress of the job.
+
+Widgets map to a :class:`RunConfig` (:func:`distill_config`); Start hands it to
+:func:`serving.start_distillation`, which runs the stages as a child process (never in the web
+server). The progress panel is redrawn from the run folder by a timer, so a reload, a second
+browser or a restarted server shows the same job.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+from dataclasses import dataclass
+
+import gradio as gr
+import pandas as pd
+import plotly.graph_objects as go
+
+from .. import serving
+from ..config import RunConfig, StudentConfig
+from ..losses import LOSSES
+from .augment_tab import aug_sliders, augment_config
+from .common import duration, guarded, info_md, ok_md
+from .data_tab import UPLOAD, data_config, teacher_config
+
+STATE_ICON = {"done": "✓", "running": "▶", "pending": "·", "failed": "✗", "cancelled": "■"}
+RUN_COLUMNS = ["run", "status", "stage", "teacher acc.", "int8 student acc.", "message"]
+
+
+@dataclass
+class DistillTab:
+    hidden_size: gr.Slider
+    embedding_init: gr.Radio
+    loss: gr.Radio
+    alpha: gr.Slider
+    temperature: gr.Slider
+    epochs: gr.Slider
+    learning_rate: gr.Number
+    batch_size: gr.Slider
+    train_baseline: gr.Checkbox
+    train_soft_no_aug: gr.Checkbox
+    p_mask: gr.Slider
+    p_pos: gr.Slider
+    p_ng: gr.Slider
+    n_iter: gr.Slider
+    start_btn: gr.Button
+    cancel_btn: gr.Button
+    msg: gr.Markdown
+    monitor: gr.Markdown
+    bar: gr.HTML
+    loss_plot: gr.Plot
+    acc_plot: gr.Plot
+    runs: gr.Dataframe
+
+    @property
+    def student_inputs(self) -> list:
+        return [self.hidden_size, self.embedding_init, self.loss, self.alpha, self.temperature,
+                self.epochs, self.learning_rate, self.batch_size, self.train_baseline,
+                self.train_soft_no_aug]
+
+    @property
+    def aug_inputs(self) -> list:
+        return [self.p_mask, self.p_pos, self.p_ng, self.n_iter]
+
+
+def student_config(hidden_size, embedding_init, loss, alpha, temperature, epochs,
+                   learning_rate, batch_size, train_baseline, train_soft_no_aug,
+                   defaults: StudentConfig) -> StudentConfig:
+    """Student widgets → :class:`StudentConfig`; settings not on screen keep the preset's."""
+    return StudentConfig.from_dict({
+        **defaults.to_dict(), "hidden_size": int(hidden_size), "embedding_init": embedding_init,
+        "loss": loss, "alpha": float(alpha), "temperature": float(temperature),
+        "epochs": int(epochs), "learning_rate": float(learning_rate or 0),
+        "batch_size": int(batch_size), "train_baseline": bool(train_baseline),
+        "train_soft_no_aug": bool(train_soft_no_aug)})
+
+
+def distill_config(defaults: RunConfig, data: list, teacher: list, student: list, aug: list,
+                   seed: float) -> RunConfig:
+    """All the widgets a Start reads → one :class:`RunConfig`."""
+    return RunConfig.from_dict({
+        **defaults.to_dict(), "name": "studio", "seed": int(seed or 0),
+        "data": data_config(*data).to_dict(),
+        "teacher": teacher_config(*teacher, defaults.teacher).to_dict(),
+        "augment": augment_config(*aug, defaults.augment).to_dict(),
+        "student": student_config(*student, defaults.student).to_dict()})
+
+
+def build(defaults: RunConfig) -> DistillTab:
+    sc = defaults.student
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2):
+            with gr.Accordion("Student", open=True):
+                hidden_size = gr.Slider(8, 512, value=sc.hidden_size, step=2,
+                                        label="BiLSTM hidden size (per direction)")
+                embedding_init = gr.Radio(["teacher", "random"], value=sc.embedding_init,
+                                          label="Embedding init",
+                                          info="teacher: the teacher's input embeddings")
+                loss = gr.Radio(list(LOSSES), value=sc.loss, label="Loss",
+                                info="mse: on logits (Tang et al.) · kl: softened by T "
+                                     "(Hinton et al.) · ce: hard labels only")
+                with gr.Row():
+                    alpha = gr.Slider(0, 1, value=sc.alpha, step=0.05, label="α (hard-label "
+                                                                             "weight)")
+                    temperature = gr.Slider(0.5, 10, value=sc.temperature, step=0.5,
+                                            label="T (kl only)")
+                with gr.Row():
+                    epochs = gr.Slider(1, 50, value=sc.epochs, step=1, label="Epochs")
+                    batch_size = gr.Slider(1, 256, value=sc.batch_size, step=1,
+                                           label="Batch size")
+                learning_rate = gr.Number(sc.learning_rate, label="Learning rate",
+                                          minimum=0, step=1e-4)
+                with gr.Row():
+                    train_baseline = gr.Checkbox(sc.train_baseline,
+                                                 label="Also train the baseline (hard labels)")
+                    train_soft_no_aug = gr.Checkbox(
+                        sc.train_soft_no_aug, label="Also train soft labels without "
+                                                    "augmentation")
+            with gr.Accordion("Augmentation (same as the Augmentation tab)", open=False):
+                p_mask, p_pos, p_ng, n_iter = aug_sliders(defaults.augment)
+            with gr.Row():
+                start_btn = gr.Button("Start distillation", variant="primary",
+                                      elem_id="kd-start")
+                cancel_btn = gr.Button("Cancel job", variant="stop", elem_id="kd-cancel")
+            gr.Markdown("<span class='kd-muted'>Start uses the data and teacher set on tab 1. "
+                        "If the selected run already has a teacher trained on that data, it "
+                        "is reused; otherwise the teacher is trained first. The job runs in "
+                        "its own process: closing this page does not stop it.</span>")
+            msg = gr.Markdown(elem_id="kd-distill-msg")
+        with gr.Column(scale=3):
+            monitor = gr.Markdown("No job yet.", elem_id="kd-monitor")
+            bar = gr.HTML(progress_bar(0, 0), elem_id="kd-bar")
+            with gr.Row():
+                loss_plot = gr.Plot(empty_figure("Training loss"), show_label=False)
+                acc_plot = gr.Plot(empty_figure("Validation accuracy"), show_label=False)
+    gr.Markdown("### Runs  <span class='kd-muted'>(click a row to select that run)</span>")
+    runs = gr.Dataframe(headers=RUN_COLUMNS, interactive=False, wrap=True, max_height=320,
+                        elem_id="kd-runs")
+    return DistillTab(hidden_size, embedding_init, loss, alpha, temperature, epochs,
+                      learning_rate, batch_size, train_baseline, train_soft_no_aug, p_mask,
+                      p_pos, p_ng, n_iter, start_btn, cancel_btn, msg, monitor, bar,
+                      loss_plot, acc_plot, runs)
+
+
+# ---------------------------------------------------------------------------------------
+# Rendering the progress of a run
+# ---------------------------------------------------------------------------------------
+def progress_bar(step: int, total: int, label: str = "") -> str:
+    frac = 0.0 if not total else min(1.0, step / total)
+    text = html.escape(label) if label else ""
+    return (f"<div class='kd-progress' role='progressbar' aria-valuenow='{100 * frac:.0f}' "
+            f"aria-valuemin='0' aria-valuemax='100'><div class='kd-progress-fill' "
+            f"style='width:{100 * frac:.1f}%'></div><span>{text}</span></div>")
+
+
+def empty_figure(title: str) -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(title=title, template="plotly_white", height=260,
+                      margin={"l": 40, "r": 10, "t": 40, "b": 30},
+                      annotations=[{"text": "no data yet", "showarrow": False,
+                                    "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5}])
+    return fig
+
+
+def curve_figures(curves: dict[str, dict[str, list[float]]]) -> tuple[go.Figure, go.Figure]:
+    """Training loss and validation accuracy against the step, one line per stage."""
+    loss = go.Figure()
+    acc = go.Figure()
+    for stage, c in curves.items():
+        if c["loss"]:
+            loss.add_trace(go.Scatter(x=c["steps"], y=c["loss"], mode="lines", name=stage))
+        if c["val_accuracy"]:
+            acc.add_trace(go.Scatter(x=c["val_steps"], y=[100 * v for v in c["val_accuracy"]],
+                                     mode="lines+markers", name=stage, line_shape="hv"))
+    for fig, title, ytitle in ((loss, "Training loss", "loss"),
+                               (acc, "Validation accuracy", "%")):
+        if not fig.data:
+            fig = empty_figure(title)
+        fig.update_layout(title=title, template="plotly_white", height=260,
+                          margin={"l": 40, "r": 10, "t": 40, "b": 30},
+                          xaxis_title="step (within stage)", yaxis_title=ytitle,
+                          legend={"orientation": "h", "y": -0.25})
+        if title == "Training loss":
+            loss = fig
+        else:
+            acc = fig
+    return loss, acc
+
+
+def monitor_md(s: serving.Snapshot | None) -> str:
+    if s is None:
+        return ("**No job yet.** Set up the student and click **Start distillation**, or "
+                "click **Quick demo** at the top.")
+    chips = " → ".join(
+        f"<span class='kd-stage kd-stage-{state}'>{STATE_ICON.get(state, '')} {name}</span>"
+        for name, state in s.stages)
+    lines = [f"### Run `{s.run_id}` — {s.status}", chips]
+    p = s.progress
+    if s.status == "running":
+        stage = p.get("stage") or s.stage or "starting"
+        phase = f" · {p['phase']}" if p.get("phase") else ""
+        bits = [f"**{stage}**{phase}",
+                f"elapsed {duration(s.elapsed)}",
+                f"this stage: ~{duration(p.get('eta'))} left" if p.get("eta") is not None
+                else "estimating time left",
+                f"device **{s.device}**"]
+        if p.get("loss") is not None:
+            bits.append(f"loss {p['loss']:.4g}")
+        if p.get("val_accuracy") is not None:
+            best = p.get("best_val_accuracy")
+            bits.append(f"val. accuracy {p['val_accuracy']:.1%}"
+                        + (f" (best {best:.1%})" if best is not None else ""))
+        if p.get("epoch") is not None:
+            bits.append(f"epoch {p['epoch']}")
+        lines.append(" · ".join(bits))
+    elif s.status == "failed":
+        lines.append(f"<div class='kd-msg kd-error'>⚠️ Failed in <b>{html.escape(str(s.stage))}"
+                     f"</b>: {html.escape(s.message)}</div>")
+    elif s.status == "cancelled":
+        kept = [n for n, st in s.stages if st == "done"]
+        lines.append(f"<div class='kd-msg kd-info'>Cancelled ({html.escape(s.message)}). "
+                     f"Kept: {', '.join(kept) or 'nothing finished'}; student checkpoints "
+                     "saved before the cancel are kept too.</div>")
+    elif s.status == "done":
+        lines.append(f"Finished in {duration(s.elapsed)}: {html.escape(s.message)}")
+    if s.teacher_reused_from:
+        lines.append(f"<span class='kd-muted'>Teacher reused from run "
+                     f"`{s.teacher_reused_from}`.</span>")
+    return "\n\n".join(lines)
+
+
+def bar_html(s: serving.Snapshot | None) -> str:
+    if s is None or s.status != "running":
+        done = s is not None and s.status == "done"
+        return progress_bar(1 if done else 0, 1, "done" if done else "")
+    p = s.progress
+    step, total = int(p.get("step") or 0), int(p.get("total") or 0)
+    label = f"{step:,} / {total:,}" + (f" ({step / total:.0%})" if total else "")
+    return progress_bar(step, total, label)
+
+
+def runs_frame() -> pd.DataFrame:
+    return pd.DataFrame(serving.run_rows(), columns=RUN_COLUMNS)
+
+
+# ---------------------------------------------------------------------------------------
+# Handlers
+# ---------------------------------------------------------------------------------------
+@guarded(n_outputs=3, message_at=0)
+def start(defaults: RunConfig, source, dataset, uploaded, text_col, label_col, max_train,
+          max_val, teacher_mode, backbone, pretrained, teacher_epochs, hidden_size,
+          embedding_init, loss, alpha, temperature, epochs, learning_rate, batch_size,
+          train_baseline, train_soft_no_aug, p_mask, p_pos, p_ng, n_iter, seed, run_id):
+    """Outputs: msg, run dropdown, watch state."""
+    data = [source, dataset, uploaded, text_col, label_col, max_train, max_val]
+    teacher = [teacher_mode, backbone, pretrained, teacher_epochs]
+    student = [hidden_size, embedding_init, loss, alpha, temperature, epochs, learning_rate,
+               batch_size, train_baseline, train_soft_no_aug]
+    aug = [p_mask, p_pos, p_ng, n_iter]
+    cfg = distill_config(defaults, data, teacher, student, aug, seed)
+    if cfg.student.loss == "ce" and cfg.augment.n_iter > 0:
+        # The child would fail on the first batch of augmented copies (they have no label).
+        raise serving.UserInputError(
+            "loss 'ce' learns from hard labels only, and augmented copies have none: pick "
+            "mse or kl, or set n_iter to 0")
+    serving.load_task_cached(cfg.data, cfg.seed)  # bad data fails here, not in the child
+    if source == UPLOAD and not serving.is_stored_upload(cfg.data.dataset):
+        cfg.data.dataset = str(serving.store_upload(cfg.data.dataset))
+    parent = None
+    if run_id:
+        try:
+            parent = serving.get_run(run_id)
+        except serving.UserInputError:
+            parent = None
+    run, how = serving.start_distillation(cfg, parent)
+    return (ok_md(f"Started run {run.id}: {how}."),
+            gr.update(choices=serving.run_choices(), value=run.id), run.id)
+
+
+@guarded(n_outputs=1, message_at=0)
+def cancel_job():
+    from ..jobs import active_job
+
+    run = active_job(serving.runs_root())
+    if run is None:
+        return info_md("No job is running.")
+    return info_md(serving.cancel(run))
+
+
+def wire(t: DistillTab, defaults: RunConfig, data_inputs: list, teacher_inputs: list,
+         seed: gr.Number, run_dd: gr.Dropdown, watch: gr.State) -> None:
+    inputs = [*data_inputs, *teacher_inputs, *t.student_inputs, *t.aug_inputs, seed, run_dd]
+    t.start_btn.click(functools.partial(start, defaults), inputs, [t.msg, run_dd, watch],
+                      api_name="start_distillation", concurrency_limit=1)
+    t.cancel_btn.click(cancel_job, None, t.msg, api_name="cancel")
+
+    def _pick(evt: gr.SelectData):
+        row = evt.row_value or []
+        return row[0] if row and row[0] else gr.skip()
+
+    t.runs.select(_pick, None, run_dd, api_visibility="private")

@@ -1,0 +1,70 @@
+"""Tab 5, Export: download the selected run's students, its numbers and a model card.
+
+The files come from :func:`serving.export_files`: the int8 and fp32 ONNX students and
+``results.json`` straight from the run folder, and a generated model card and a zip with all
+that running the int8 student takes (ONNX, vocabulary, tokenizer, card).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from .. import serving
+from .common import error_md, guarded, info_md
+
+
+@dataclass
+class ExportTab:
+    msg: gr.Markdown
+    int8: gr.DownloadButton
+    fp32: gr.DownloadButton
+    results: gr.DownloadButton
+    card: gr.DownloadButton
+    bundle: gr.DownloadButton
+    preview: gr.Markdown
+
+    @property
+    def outputs(self) -> list:
+        return [self.msg, self.int8, self.fp32, self.results, self.card, self.bundle,
+                self.preview]
+
+
+def build() -> ExportTab:
+    msg = gr.Markdown(elem_id="kd-export-msg")
+    with gr.Row():
+        int8 = gr.DownloadButton("int8 ONNX student", variant="primary", interactive=False,
+                                 elem_id="kd-dl-int8")
+        fp32 = gr.DownloadButton("fp32 ONNX student", interactive=False, elem_id="kd-dl-fp32")
+        results = gr.DownloadButton("results.json", interactive=False, elem_id="kd-dl-results")
+        card = gr.DownloadButton("Model card", interactive=False, elem_id="kd-dl-card")
+        bundle = gr.DownloadButton("Everything to run it (zip)", interactive=False,
+                                   elem_id="kd-dl-bundle")
+    gr.Markdown("<span class='kd-muted'>The ONNX student reads the teacher's WordPiece ids "
+                "mapped through its own vocabulary: the zip holds the vocabulary, the "
+                "tokenizer and a usage example.</span>")
+    preview = gr.Markdown(elem_id="kd-card-preview", elem_classes="kd-card")
+    return ExportTab(msg, int8, fp32, results, card, bundle, preview)
+
+
+def _button(path) -> dict:
+    return gr.update(value=str(path) if path else None, interactive=path is not None)
+
+
+@guarded(n_outputs=7, message_at=0)
+def prepare(run_id: str | None):
+    """Outputs: msg, five download buttons, the model card preview."""
+    try:
+        run = serving.get_run(run_id) if run_id else serving.default_run()
+        if run is None:
+            raise serving.UserInputError(
+                "No finished run yet: run the quick demo or start a distillation")
+        files = serving.export_files(run)
+    except serving.UserInputError as e:
+        off = gr.update(value=None, interactive=False)
+        return (error_md(str(e)), off, off, off, off, off, "")
+    card = files["card"].read_text(encoding="utf-8")
+    body = card.split("---", 2)[-1] if card.startswith("---") else card
+    return (info_md(f"Files of run {run.id}"), _button(files["int8"]), _button(files["fp32"]),
+            _button(files["results"]), _button(files["card"]), _button(files["bundle"]), body)

@@ -1,0 +1,138 @@
+"""The studio in a real browser: Debian's Chromium driven by Playwright.
+
+Opens the app, visits every tab, previews augmentation, classifies a sentence, checks that
+the results appear and that an empty text gets a message, and saves screenshots under
+``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kdstudio.runs import list_runs
+
+from .conftest import REPO
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "test-artifacts"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(),
+                       reason="Debian's Chromium is not installed (apt-get install chromium)"),
+]
+
+
+@pytest.fixture
+def page(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        # A fresh profile per test; Playwright must not download a browser of its own.
+        ctx = p.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            viewport={"width": 1400, "height": 1000})
+        ctx.set_default_timeout(60_000)
+        try:
+            yield ctx.new_page()
+        finally:
+            ctx.close()
+
+
+def _tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+
+
+def test_every_tab_augmentation_and_prediction(page, studio, finished_run):
+    from playwright.sync_api import expect
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.goto(studio.url)
+    # With a finished run present, the studio opens on it (Compare tab) at once.
+    page.wait_for_selector("#kd-compare-table")
+    page.locator("#kd-compare-header").get_by_text(finished_run.id, exact=False).wait_for()
+
+    _tab(page, "Data & teacher")
+    page.locator("#kd-load-data").click()
+    page.locator("#kd-data-summary").get_by_text("160 training and 40 validation rows",
+                                                 exact=False).wait_for()
+    page.locator("#kd-teacher-status").get_by_text("ready", exact=False).wait_for()
+    page.screenshot(path=str(ARTIFACTS / "studio-1-data.png"), full_page=True)
+
+    _tab(page, "Augmentation")
+    box = page.locator("#kd-aug-sentence textarea")
+    box.fill("the movie was good and the acting was great")
+    page.locator("#kd-aug-preview").click()
+    page.locator("#kd-aug-copies table.kd-copies").wait_for()
+    page.locator("#kd-aug-copies .kd-prob").first.wait_for()  # teacher soft labels
+    assert page.locator("#kd-aug-copies tr").count() >= 3
+    page.screenshot(path=str(ARTIFACTS / "studio-2-augmentation.png"), full_page=True)
+
+    _tab(page, "Distillation")
+    # With no job running, the progress panel shows the newest run (other tests add runs).
+    newest = list_runs(studio.root)[0].id
+    expect(page.locator("#kd-monitor")).to_contain_text(newest)
+    expect(page.locator("#kd-runs")).to_contain_text(finished_run.id)
+    page.screenshot(path=str(ARTIFACTS / "studio-3-distillation.png"), full_page=True)
+
+    _tab(page, "Compare")
+    text = page.locator("#kd-predict-text textarea")
+    text.fill("")
+    page.locator("#kd-predict").click()
+    page.locator("#kd-predict-msg").get_by_text("Type a sentence first").wait_for()
+    text.fill("a wonderful , moving film")
+    page.locator("#kd-predict").click()
+    page.locator("#kd-timing").get_by_text("time of this call").wait_for()
+    for kind in ("teacher", "student", "student-int8"):
+        assert " ms" in page.locator(f"#kd-label-{kind}").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "studio-4-compare.png"), full_page=True)
+
+    _tab(page, "Export")
+    page.locator("#kd-card-preview").get_by_text("BiLSTM student distilled from",
+                                                 exact=False).wait_for()
+    page.screenshot(path=str(ARTIFACTS / "studio-5-export.png"), full_page=True)
+    shutil.copyfile(ARTIFACTS / "studio-4-compare.png", ARTIFACTS / "studio.png")
+    assert studio.alive()
+
+
+def test_start_distillation_shows_progress_and_then_the_new_run(page, studio, finished_run,
+                                                                tiny_data_dir):
+    """Start from the browser (reusing the finished run's teacher), see the job's progress,
+    reload the page mid-way, and land on the new run's comparison when it is done."""
+    from playwright.sync_api import expect
+
+    page.goto(studio.url)
+    page.wait_for_selector("#kd-compare-table")
+    _tab(page, "Data & teacher")
+    page.get_by_label("Hub id or server path").check()
+    page.locator("#kd-dataset textarea, #kd-dataset input").first.fill(str(tiny_data_dir))
+    for label, value in (("Training examples (0 = all)", "0"),
+                         ("Validation examples (0 = all)", "0"),
+                         ("Seed (split, teacher, augmentation, student)", "0")):
+        page.get_by_label(label).fill(value)
+    page.locator("#kd-load-data").click()
+    expect(page.locator("#kd-data-summary")).to_contain_text("160 training")
+
+    _tab(page, "Distillation")
+    page.locator("#kd-start").click()
+    msg = page.locator("#kd-distill-msg")
+    expect(msg).to_contain_text(f"reusing the teacher of run {finished_run.id}")
+    new_id = msg.inner_text().split("Started run ")[1].split(":")[0]
+    expect(page.locator("#kd-monitor")).to_contain_text(new_id)
+    # A second browser (a fresh page) shows the same job, read from the runs folder.
+    other = page.context.new_page()
+    other.goto(studio.url)
+    _tab(other, "Distillation")
+    expect(other.locator("#kd-monitor")).to_contain_text(new_id)
+    expect(page.locator("#kd-monitor")).to_contain_text(f"{new_id} — done", timeout=120_000)
+    page.screenshot(path=str(ARTIFACTS / "studio-6-job-done.png"), full_page=True)
+    # When the job ends, the page switches to the new run's results.
+    _tab(page, "Compare")
+    expect(page.locator("#kd-compare-header")).to_contain_text(new_id, timeout=15_000)
+    _tab(other, "Compare")
+    expect(other.locator("#kd-compare-header")).to_contain_text(new_id, timeout=15_000)
+    other.close()
