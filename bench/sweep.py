@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out")
     p = sub.add_parser("train")
     p.add_argument("pack")
-    p.add_argument("--try", dest="tries", action="append", required=True)
+    p.add_argument("--try", dest="tries", action="append", default=[])
+    p.add_argument("--tries-file", help="one setting per line (# comments allowed)")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", required=True)
@@ -114,8 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "pack":
         pack(args.run, args.out)
         return 0
+    tries = list(args.tries)
+    if args.tries_file:
+        for line in Path(args.tries_file).read_text().splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line:
+                tries.append(line)
     settings = []
-    for t in args.tries:
+    for t in tries:
         s = {}
         for kv in t.split(","):
             k, v = kv.split("=", 1)

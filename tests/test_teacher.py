@@ -62,3 +62,14 @@ def test_packaged_minilm_is_found():
 
     p = resolve_model_ref(PACKAGED_MINILM)
     assert p.endswith("model")
+
+
+def test_onnx_labelling_matches_pytorch(tiny_backbone, tmp_path):
+    import numpy as np
+
+    t = load_teacher(str(tiny_backbone), max_length=16)
+    texts = ["good movie", "a very dull and boring plot", "", "it"]
+    ref = t.predict_logits(texts, batch_size=3)
+    t.use_onnx(tmp_path / "t.onnx")
+    assert t.ort_session is not None
+    assert np.abs(t.predict_logits(texts, batch_size=3) - ref).max() < 1e-4
