@@ -3,7 +3,7 @@
     # 1. pack what student training needs from a run that has a transfer set (~30 MB):
     python bench/sweep.py pack runs/bench/<run> /tmp/sweep.npz [--embedding-dim 128 ...]
     # 2. train one student per setting, several at once, on the CPU or a GPU:
-    python bench/sweep.py train /tmp/sweep.npz --jobs 4 --out bench/results/sweep.json \
+    python bench/sweep.py train /tmp/sweep.npz --jobs 4 --out bench/results/sweep.jsonl \
         --try optimizer=adadelta,learning_rate=1.0 --try loss=kl,temperature=2 ...
 
 The pack holds the student token ids of the transfer set (originals and augmented copies),
@@ -20,7 +20,7 @@ import argparse
 import json
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -128,14 +128,19 @@ def main(argv: list[str] | None = None) -> int:
             k, v = kv.split("=", 1)
             s[k.strip()] = yaml.safe_load(v)
         settings.append(s)
-    results = []
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("")
+    # One JSON line per finished setting, written as it finishes (a cut-off sweep keeps
+    # what it got).
     with ProcessPoolExecutor(args.jobs) as ex:
-        for r in ex.map(train_one, [(args.pack, s, args.device) for s in settings]):
+        futures = [ex.submit(train_one, (args.pack, s, args.device)) for s in settings]
+        for f in as_completed(futures):
+            r = f.result()
             print(json.dumps({"setting": r["setting"], "val_accuracy": r["best"],
                               "seconds": r["seconds"]}), flush=True)
-            results.append(r)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=1))
+            with open(out, "a") as fh:
+                fh.write(json.dumps(r) + "\n")
     return 0
 
 

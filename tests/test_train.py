@@ -80,3 +80,13 @@ def test_predict_keeps_input_order():
     with torch.no_grad():
         one = m(torch.as_tensor(ids[5])[None]).numpy()
     assert np.allclose(out[5], one[0], atol=1e-6)
+
+
+def test_ce_loss_trains_on_labelled_rows_only():
+    ids, labels, logits = _data()
+    labels = labels.copy()
+    labels[150:] = -1
+    cfg = StudentConfig(hidden_size=8, fc_size=8, epochs=1, batch_size=16, loss="ce")
+    h = train_student(_model(), TrainSet(ids, labels, logits), ids[:20], labels[:20], cfg,
+                      seed=0, device="cpu")
+    assert h["train_examples"] == 150

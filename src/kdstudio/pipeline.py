@@ -84,8 +84,11 @@ def stage_teacher(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
     # Fine-tuning is cached by what goes into it: backbone, data, settings, seed.
     ref = resolve_model_ref(tc.backbone)
     backbone_id = fingerprint(ref) if Path(ref).exists() else ref
+    # Inference-only settings do not change the fine-tuned weights, so they stay out of it.
+    training = {k: v for k, v in tc.to_dict().items()
+                if k not in ("eval_batch_size", "label_engine", "pretrained")}
     key = hashlib.sha256(json.dumps({"backbone": backbone_id, "data": task.fingerprint(),
-                                     "teacher": tc.to_dict(), "seed": cfg.seed},
+                                     "teacher": training, "seed": cfg.seed},
                                     sort_keys=True).encode()).hexdigest()[:16]
     cached = cache_dir_for(run) / f"teacher-{key}"
     if (cached / "teacher.json").exists():

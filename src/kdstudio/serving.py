@@ -559,11 +559,11 @@ def snapshot(run: Run) -> Snapshot:
         if e.get("loss") is not None:
             c["steps"].append(e["step"])
             c["loss"].append(e["loss"])
-        # Every event repeats the last validation accuracy; a new value marks a new
-        # evaluation (an evaluation that repeats the previous value adds no point).
-        val = e.get("val_accuracy")
-        if val is not None and (not c["val_accuracy"] or c["val_accuracy"][-1] != val):
-            c["val_steps"].append(e["step"])
+        # Every event repeats the last validation accuracy; eval_step says which step it
+        # was measured at, so each evaluation becomes one point.
+        val, at = e.get("val_accuracy"), e.get("eval_step", e["step"])
+        if val is not None and (not c["val_steps"] or c["val_steps"][-1] != at):
+            c["val_steps"].append(at)
             c["val_accuracy"].append(val)
     t_start = st.get("started")
     end = None if status == "running" else _updated_ts(st)

@@ -277,7 +277,7 @@ def fine_tune(task: TaskData, cfg: TeacherConfig, out_dir: str | Path, *, seed: 
         val_logits = teacher.predict_logits(task.validation.texts, cfg.eval_batch_size)
         acc = accuracy(val_logits, task.validation.labels)
         history.append({"epoch": epoch, "step": step, "val_accuracy": acc})
-        progress.update(step, val_accuracy=acc, epoch=epoch)
+        progress.update(step, val_accuracy=acc, eval_step=step, epoch=epoch)
         if on_step is not None:
             on_step(progress)
         if acc > best_acc:

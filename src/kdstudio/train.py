@@ -94,7 +94,8 @@ def train_student(model: BiLSTMClassifier, train: TrainSet, val_ids: list[np.nda
 
     set_seed(seed)
     rng = np.random.default_rng(seed)
-    if mode == "baseline":
+    if mode == "baseline" or cfg.loss == "ce":
+        # Hard labels only: augmented copies have none, so only the originals train.
         keep = np.flatnonzero(train.labels >= 0)
         train = TrainSet([train.ids[i] for i in keep], train.labels[keep], None)
         loss_fn, alpha = LOSSES["ce"], 1.0
@@ -154,8 +155,10 @@ def train_student(model: BiLSTMClassifier, train: TrainSet, val_ids: list[np.nda
                        "val_accuracy": val_acc}
                 history.append(rec)
                 running, n_run = 0.0, 0
-                progress.update(step, val_accuracy=val_acc, best_val_accuracy=max(
-                    val_acc, best["val_accuracy"]))
+                # eval_step tells listeners which step this accuracy belongs to (progress
+                # events repeat the latest value until the next evaluation).
+                progress.update(step, val_accuracy=val_acc, eval_step=step,
+                                best_val_accuracy=max(val_acc, best["val_accuracy"]))
                 if val_acc > best["val_accuracy"]:
                     best = {"val_accuracy": val_acc, "step": step, "epoch": epoch}
                     best_state = copy.deepcopy(acc.unwrap_model(model).state_dict())

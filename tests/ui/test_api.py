@@ -176,11 +176,11 @@ def test_teacher_path_that_does_not_exist_gets_a_message(client, studio):
     assert len(list_runs(studio.root)) == runs_before
 
 
-def test_ce_loss_with_augmentation_is_refused_before_a_job_starts(client, studio):
+def test_bad_settings_are_refused_before_a_job_starts(client, studio):
     runs_before = len(list_runs(studio.root))
-    msg, _ = client.predict(source="SST-2 (built in)", seed=0, loss="ce", n_iter=4,
+    msg, _ = client.predict(source="SST-2 (built in)", seed=0, p_mask=0.7, p_pos=0.6,
                             api_name="/start_distillation")
-    assert "loss 'ce' learns from hard labels only" in msg
+    assert "p_mask + p_pos must be at most 1" in msg
     assert len(list_runs(studio.root)) == runs_before
 
 
