@@ -116,7 +116,17 @@ def add_speedups(rows: list[dict]) -> None:
         r["size_ratio_vs_teacher"] = t["size_mb"] / r["size_mb"]
 
 
-def check_targets(rows: list[dict], total_s: float) -> list[dict]:
+def cached_stage_seconds(run: R.Run) -> dict[str, float | None]:
+    """Original build time of each stage this run took from the cache (None: not recorded)."""
+    out = {}
+    for e in run.events("stage_finished"):
+        if isinstance(e.get("metrics"), dict) and e["metrics"].get("cached"):
+            out[e["stage"]] = e["metrics"].get("seconds")
+    return out
+
+
+def check_targets(rows: list[dict], total_s: float,
+                  cached: dict[str, float | None] | None = None) -> list[dict]:
     by = {r["kind"]: r for r in rows}
     t, d, b = by["teacher"], by["student:distilled"], by["student:baseline"]
     q = by["student-int8"]
@@ -144,9 +154,23 @@ def check_targets(rows: list[dict], total_s: float) -> list[dict]:
                "≥ 100x", q["speedup_b32"] >= 100),
         target("int8 ≥ 25x smaller than teacher", f"{q['size_ratio_vs_teacher']:.1f}x",
                "≥ 25x", q["size_ratio_vs_teacher"] >= 25),
-        target("whole benchmark ≤ 90 minutes", f"{total_s / 60:.1f} min", "≤ 90 min",
-               total_s <= 90 * 60),
+        _time_target(total_s, cached or {}, target),
     ]
+
+
+def _time_target(total_s: float, cached: dict[str, float | None], target) -> dict:
+    """The 90-minute budget counts the stages this run took from the cache at the time
+    they took to build; a cached stage without a recorded build time leaves it unknown."""
+    unknown = sorted(k for k, v in cached.items() if v is None)
+    cold = total_s + sum(v for v in cached.values() if v is not None)
+    value = f"{total_s / 60:.1f} min measured"
+    if cached:
+        value += (f"; {cold / 60:.1f} min with the original build time of the cached "
+                  f"stage(s) {', '.join(sorted(cached))}")
+    if unknown:
+        value += f"; build time of {', '.join(unknown)} not recorded in the cache"
+    return target("whole benchmark ≤ 90 minutes (cold caches)", value, "≤ 90 min",
+                  not unknown and cold <= 90 * 60)
 
 
 def write_markdown(path: Path, res: dict) -> None:
@@ -226,8 +250,11 @@ def write_markdown(path: Path, res: dict) -> None:
         "(Tang et al.: 434x). Our teacher is MiniLM-L6 (22.7M parameters), not bert-large, "
         "so the speed-ups against our own teacher are smaller than against bert-large.",
         "",
-        "Stage times: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in
-                                    res["stage_seconds"].items()) + ".",
+        "Stage times in this run: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in
+                                                res["stage_seconds"].items()) + ".",
+        "Stages taken from the cache, with their original build times: " + (", ".join(
+            f"{k} {'not recorded' if v is None else f'{v / 60:.1f} min'}"
+            for k, v in res.get("cached_stage_seconds", {}).items()) or "none") + ".",
         "",
     ]
     path.write_text("\n".join(lines))
@@ -242,7 +269,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "results" / "sst2.json"))
     ap.add_argument("--markdown", default=str(ROOT / "RESULTS.md"))
     ap.add_argument("--skip-references", action="store_true")
+    ap.add_argument("--render-only", action="store_true",
+                    help="rewrite the Markdown from the JSON of the last run (no measuring)")
     args = ap.parse_args(argv)
+    if args.render_only:
+        res = json.loads(Path(args.out).read_text())
+        res["cached_stage_seconds"] = cached_stage_seconds(R.Run(Path(res["runs"][0])))
+        res["targets"] = check_targets(res["rows"], res["total_seconds"],
+                                       res["cached_stage_seconds"])
+        Path(args.out).write_text(json.dumps(res, indent=1))
+        write_markdown(Path(args.markdown), res)
+        return 0
     command = "python bench/sst2.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
 
     t_start = time.time()
@@ -298,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         "total_seconds": total, "runs": [str(p) for p in sorted(Path(args.runs_dir).glob(
             f"*-{base.name}-s*"))][-len(seeds):],
     }
-    res["targets"] = check_targets(rows, total)
+    res["cached_stage_seconds"] = cached_stage_seconds(R.Run(Path(res["runs"][0])))
+    res["targets"] = check_targets(rows, total, res["cached_stage_seconds"])
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=1))
     write_markdown(Path(args.markdown), res)

@@ -67,21 +67,27 @@ def tiny_backbone(tmp_path_factory) -> Path:
     return d
 
 
-@pytest.fixture
-def tiny_config(tiny_data_dir, tiny_backbone):
+def tiny_run_config(data_dir: Path, backbone: Path, teacher_epochs: float = 2,
+                    teacher_lr: float = 1e-3):
+    """Settings for a whole pipeline run on the tiny data in a few seconds."""
     from kdstudio.config import RunConfig
 
     return RunConfig.from_dict({
         "name": "tiny", "seed": 0, "device": "cpu",
-        "data": {"dataset": str(tiny_data_dir)},
-        "teacher": {"backbone": str(tiny_backbone), "epochs": 2, "batch_size": 16,
-                    "learning_rate": 1e-3, "max_length": 32},
+        "data": {"dataset": str(data_dir)},
+        "teacher": {"backbone": str(backbone), "epochs": teacher_epochs, "batch_size": 16,
+                    "learning_rate": teacher_lr, "max_length": 32},
         "augment": {"n_iter": 2},
         "student": {"hidden_size": 16, "fc_size": 16, "epochs": 2, "batch_size": 16,
                     "evals_per_epoch": 1, "patience": 0, "train_soft_no_aug": True},
         "quantize": {"teacher": True},
         "compare": {"latency_samples": 10, "warmup": 2},
     })
+
+
+@pytest.fixture
+def tiny_config(tiny_data_dir, tiny_backbone):
+    return tiny_run_config(tiny_data_dir, tiny_backbone)
 
 
 @pytest.fixture(autouse=True)
@@ -95,21 +101,10 @@ def _isolated_env(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def finished_run(tmp_path_factory, tiny_data_dir, tiny_backbone):
     """One full pipeline run on the tiny data, shared by the tests that only read it."""
-    from kdstudio.config import RunConfig
     from kdstudio.pipeline import run_stages
     from kdstudio.runs import Run
 
-    cfg = RunConfig.from_dict({
-        "name": "tiny", "seed": 0, "device": "cpu",
-        "data": {"dataset": str(tiny_data_dir)},
-        "teacher": {"backbone": str(tiny_backbone), "epochs": 3, "batch_size": 16,
-                    "learning_rate": 2e-3, "max_length": 32},
-        "augment": {"n_iter": 2},
-        "student": {"hidden_size": 16, "fc_size": 16, "epochs": 2, "batch_size": 16,
-                    "patience": 0, "train_soft_no_aug": True},
-        "quantize": {"teacher": True},
-        "compare": {"latency_samples": 10, "warmup": 2},
-    })
+    cfg = tiny_run_config(tiny_data_dir, tiny_backbone, teacher_epochs=3, teacher_lr=2e-3)
     root = tmp_path_factory.mktemp("runs")
     run = Run.create(cfg, root)
     status = run_stages(run)
