@@ -190,6 +190,9 @@ class StudentConfig(_Section):
     temperature: float = 2.0
     optimizer: Literal["adam", "adamw", "adadelta"] = "adam"
     learning_rate: float = 1e-3
+    #: "constant", or "linear" decay to zero over all the training steps (the student
+    #: otherwise drifts down after its first pass over a large transfer set).
+    lr_schedule: Literal["constant", "linear"] = "constant"
     batch_size: int = 50
     epochs: int = 5
     #: Stop after this many evaluations without a better validation accuracy (0: never).
@@ -222,6 +225,7 @@ class StudentConfig(_Section):
         _check_pos("temperature", self.temperature)
         _check_choice("optimizer", self.optimizer, ("adam", "adamw", "adadelta"))
         _check_pos("student learning_rate", self.learning_rate)
+        _check_choice("lr_schedule", self.lr_schedule, ("constant", "linear"))
         _check_int("student batch_size", self.batch_size, 1)
         _check_int("student epochs", self.epochs, 1, 1000)
         _check_int("patience", self.patience, 0)

@@ -113,6 +113,10 @@ def train_student(model: BiLSTMClassifier, train: TrainSet, val_ids: list[np.nda
     steps_per_epoch = math.ceil(steps_per_epoch / acc.num_processes)
     total = steps_per_epoch * cfg.epochs
     eval_every = max(1, steps_per_epoch // cfg.evals_per_epoch)
+    sched = None
+    if cfg.lr_schedule == "linear":
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: max(0.0, 1.0 - s / max(1, total)))
     progress = Progress(stage=stage, total=total)
     progress.update(0, device=str(acc.device), mode=mode)
     best = {"val_accuracy": -1.0, "step": 0, "epoch": 0}
@@ -144,6 +148,8 @@ def train_student(model: BiLSTMClassifier, train: TrainSet, val_ids: list[np.nda
             acc.backward(loss)
             acc.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
+            if sched is not None:
+                sched.step()
             step += 1
             loss_value = float(loss.detach())
             running += loss_value
