@@ -16,6 +16,14 @@ def test_augment_config_rejects_bad_values(kwargs, match):
         AugmentConfig(**kwargs)
 
 
+def test_student_keep_and_schedule_are_checked():
+    with pytest.raises(ValueError, match="keep: last needs patience: 0"):
+        StudentConfig(keep="last", patience=2)
+    with pytest.raises(ValueError, match="lr_schedule must be one of"):
+        StudentConfig(lr_schedule="cosine")
+    assert StudentConfig(keep="last", patience=0, lr_schedule="linear").keep == "last"
+
+
 def test_zero_epochs_rejected():
     with pytest.raises(ValueError, match="student epochs must be in"):
         StudentConfig(epochs=0)

@@ -90,3 +90,39 @@ def test_ce_loss_trains_on_labelled_rows_only():
     h = train_student(_model(), TrainSet(ids, labels, logits), ids[:20], labels[:20], cfg,
                       seed=0, device="cpu")
     assert h["train_examples"] == 150
+
+
+def test_keep_last_ends_with_the_final_weights_and_their_accuracy():
+    ids, labels, logits = _data()
+    vids, vlabels, _ = _data(60, seed=1)
+    cfg = StudentConfig(hidden_size=8, fc_size=8, epochs=3, batch_size=16, learning_rate=0.01,
+                        patience=0, evals_per_epoch=2, keep="last", lr_schedule="linear")
+    m = _model()
+    h = train_student(m, TrainSet(ids, labels, logits), vids, vlabels, cfg, seed=0,
+                      device="cpu")
+    assert h["best"]["kept"] == "last" and h["best"]["step"] == h["steps"]
+    assert h["best"]["val_accuracy"] == h["history"][-1]["val_accuracy"]
+    acc = float((predict(m, vids).argmax(-1) == vlabels).mean())
+    assert acc == h["best"]["val_accuracy"]
+
+
+def test_linear_schedule_decays_the_learning_rate_to_zero():
+    ids, labels, logits = _data()
+    seen = []
+    cfg = StudentConfig(hidden_size=8, fc_size=8, epochs=2, batch_size=16, patience=0,
+                        lr_schedule="linear")
+    m = _model()
+    orig_step = torch.optim.Adam.step
+
+    def spy(self, *a, **k):
+        seen.append(self.param_groups[0]["lr"])
+        return orig_step(self, *a, **k)
+
+    torch.optim.Adam.step = spy
+    try:
+        train_student(m, TrainSet(ids, labels, logits), ids[:20], labels[:20], cfg, seed=0,
+                      device="cpu")
+    finally:
+        torch.optim.Adam.step = orig_step
+    assert seen[0] == cfg.learning_rate and seen[-1] < 0.1 * cfg.learning_rate
+    assert all(a >= b for a, b in zip(seen, seen[1:]))

@@ -200,6 +200,10 @@ class StudentConfig(_Section):
     #: Evaluate on validation this many times per epoch. With a large augmented transfer
     #: set the student peaks within its first epoch (bench/NOTES.md), so look often.
     evals_per_epoch: int = 4
+    #: Which weights the student ends with: "best" by validation accuracy, or "last" (the
+    #: end of training). Use "last" (with patience 0) when the validation split is also the
+    #: test set, as in the SST-2 benchmark: choosing by it inflates the reported accuracy.
+    keep: Literal["best", "last"] = "best"
     max_length: int = 64
     grad_clip: float = 5.0
     #: Seed for the student's initialisation and batch order; None uses the run's seed.
@@ -230,6 +234,10 @@ class StudentConfig(_Section):
         _check_int("student epochs", self.epochs, 1, 1000)
         _check_int("patience", self.patience, 0)
         _check_int("evals_per_epoch", self.evals_per_epoch, 1, 100)
+        _check_choice("keep", self.keep, ("best", "last"))
+        if self.keep == "last" and self.patience:
+            raise ValueError("student keep: last needs patience: 0 (early stopping would still "
+                             "choose the weights by validation accuracy)")
         _check_int("student max_length", self.max_length, 1, 4096)
         _check_pos("grad_clip", self.grad_clip)
         if self.seed is not None:

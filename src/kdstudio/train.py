@@ -180,7 +180,13 @@ def train_student(model: BiLSTMClassifier, train: TrainSet, val_ids: list[np.nda
         if stopped or (cfg.patience and bad_evals >= cfg.patience):
             break
     net = acc.unwrap_model(model)
-    if best_state is None:  # cancelled or no evaluation yet: evaluate what we have
+    if cfg.keep == "last" and not stopped:
+        # The weights training ended with; the accuracy is the final evaluation's.
+        final = history[-1]["val_accuracy"] if history and history[-1]["step"] == step \
+            else evaluate()
+        best = {"val_accuracy": final, "step": step, "epoch": epoch, "kept": "last",
+                "best_seen": best}
+    elif best_state is None:  # cancelled or no evaluation yet: evaluate what we have
         val_acc = evaluate()
         best = {"val_accuracy": val_acc, "step": step, "epoch": 0}
         if on_best is not None and acc.is_main_process and step > 0:
