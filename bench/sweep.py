@@ -10,8 +10,9 @@ The pack holds the student token ids of the transfer set (originals and augmente
 hard labels, the teacher's logits, the validation ids and labels and the teacher's embedding
 rows, so training needs neither the teacher nor spaCy (it can travel to a GPU machine).
 Each ``--try`` is a comma-separated list of StudentConfig overrides, plus two sweep-only
-keys: ``data=aug|noaug`` (train on the whole transfer set or the originals only) and
-``mode=distill|baseline``.
+keys: ``data=aug|noaug`` (train on the whole transfer set or the originals only),
+``aug_fraction=0.5`` (the originals plus that share of the augmented copies, to see what the
+amount of augmented data is worth) and ``mode=distill|baseline``.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def train_one(args: tuple[str, dict, str]) -> dict:
     setting = dict(setting)
     data = setting.pop("data", "aug")
     mode = setting.pop("mode", "distill")
+    aug_fraction = float(setting.pop("aug_fraction", 1.0))
     seed = int(setting.pop("seed", 1))
     cfg = StudentConfig(**setting)
     ids = _split(d["ids"], d["lens"])
@@ -77,6 +79,12 @@ def train_one(args: tuple[str, dict, str]) -> dict:
     logits = d["logits"]
     if data == "noaug":
         keep = np.flatnonzero(labels >= 0)
+        ids, labels, logits = [ids[i] for i in keep], labels[keep], logits[keep]
+    elif aug_fraction < 1.0:  # keep the originals and this fraction of the augmented copies
+        rng = np.random.default_rng(0)
+        aug = np.flatnonzero(labels < 0)
+        keep = np.sort(np.concatenate([np.flatnonzero(labels >= 0), rng.choice(
+            aug, int(round(aug_fraction * len(aug))), replace=False)]))
         ids, labels, logits = [ids[i] for i in keep], labels[keep], logits[keep]
     emb = torch.from_numpy(d["emb"].astype(np.float32))
     if cfg.embedding_dim:
@@ -92,7 +100,8 @@ def train_one(args: tuple[str, dict, str]) -> dict:
                          _split(d["val_ids"], d["val_lens"]),
                          d["val_labels"].astype(np.int64), cfg, mode=mode, seed=seed,
                          device=device)
-    return {"setting": {**setting, "data": data, "mode": mode, "seed": seed},
+    return {"setting": {**setting, "data": data, "mode": mode, "seed": seed,
+                        "aug_fraction": aug_fraction},
             "best": hist["best"], "history": hist["history"], "steps": hist["steps"],
             "train_rows": len(ids), "seconds": round(time.time() - t0, 1),
             "device": hist["device"]}
@@ -137,8 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         futures = [ex.submit(train_one, (args.pack, s, args.device)) for s in settings]
         for f in as_completed(futures):
             r = f.result()
-            print(json.dumps({"setting": r["setting"], "val_accuracy": r["best"],
-                              "seconds": r["seconds"]}), flush=True)
+            print(json.dumps({"setting": r["setting"], "best": r["best"]["val_accuracy"],
+                              "last": r["history"][-1]["val_accuracy"] if r["history"]
+                              else None, "seconds": r["seconds"]}), flush=True)
             with open(out, "a") as fh:
                 fh.write(json.dumps(r) + "\n")
     return 0

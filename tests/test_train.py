@@ -67,7 +67,7 @@ def test_should_stop_cancels_and_keeps_best():
 def test_early_stopping():
     ids, labels, logits = _data()
     cfg = StudentConfig(hidden_size=8, fc_size=8, epochs=100, batch_size=16, patience=2,
-                        learning_rate=0.01)
+                        keep="best", learning_rate=0.01)
     h = train_student(_model(), TrainSet(ids, labels, logits), ids[:40], labels[:40], cfg,
                       seed=0, device="cpu")
     assert h["early_stopped"] and h["steps"] < 100 * 13
