@@ -191,11 +191,12 @@ class StudentConfig(_Section):
     alpha: float = 0.0
     temperature: float = 2.0
     optimizer: Literal["adam", "adamw", "adadelta"] = "adam"
-    learning_rate: float = 1e-3
+    learning_rate: float = 2e-3
     #: "constant", or "linear" decay to zero over all the training steps (the student
     #: otherwise drifts down after its first pass over a large transfer set).
     lr_schedule: Literal["constant", "linear"] = "linear"
-    batch_size: int = 50
+    #: 128 (with lr 2e-3) trains faster on a CPU than Tang's 50 and measured as well.
+    batch_size: int = 128
     epochs: int = 2
     #: Stop after this many evaluations without a better validation accuracy (0: never;
     #: needs keep: best).
