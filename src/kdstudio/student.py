@@ -7,8 +7,9 @@ start from the teacher's input embeddings (optionally projected onto their top p
 components) or from random values.
 
 The two directions run as two one-way LSTMs; the backward one reads each sentence reversed
-*within its own length*, so right-padding never leaks into either final state. That keeps the
-model exportable to plain ONNX (no packed sequences) with a dynamic batch and length.
+*within its own length*, so right-padding never leaks into either final state (no packed
+sequences). That is exactly ONNX's bidirectional LSTM with ``sequence_lens``, which is what
+:func:`kdstudio.quantize.export_student` writes.
 """
 
 from __future__ import annotations
