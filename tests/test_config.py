@@ -22,6 +22,8 @@ def test_student_keep_and_schedule_are_checked():
     with pytest.raises(ValueError, match="lr_schedule must be one of"):
         StudentConfig(lr_schedule="cosine")
     assert StudentConfig(keep="last", patience=0, lr_schedule="linear").keep == "last"
+    # A config written before `keep` existed (early stopping, best weights) still loads.
+    assert StudentConfig(patience=2).keep == "best" and StudentConfig().keep == "last"
 
 
 def test_zero_epochs_rejected():

@@ -207,7 +207,8 @@ class StudentConfig(_Section):
     #: end of training). Use "last" (with patience 0) when the validation split is also the
     #: test set, as in the SST-2 benchmark and in the studio's Compare tab: choosing by it
     #: inflates the reported accuracy (by up to 1.5 points on SST-2, bench/NOTES.md).
-    keep: Literal["best", "last"] = "last"
+    #: Unset: "last", or "best" when patience is set (configs written before this setting).
+    keep: Literal["best", "last"] | None = None
     max_length: int = 64
     grad_clip: float = 5.0
     #: Seed for the student's initialisation and batch order; None uses the run's seed.
@@ -238,6 +239,8 @@ class StudentConfig(_Section):
         _check_int("student epochs", self.epochs, 1, 1000)
         _check_int("patience", self.patience, 0)
         _check_int("evals_per_epoch", self.evals_per_epoch, 1, 100)
+        if self.keep is None:
+            self.keep = "best" if self.patience else "last"
         _check_choice("keep", self.keep, ("best", "last"))
         if self.keep == "last" and self.patience:
             raise ValueError("student keep: last needs patience: 0 (early stopping would still "
