@@ -91,7 +91,7 @@ def train_one(args: tuple[str, dict, str]) -> dict:
         emb = pca_project(emb, cfg.embedding_dim)
     torch.manual_seed(seed)
     model = BiLSTMClassifier(emb.shape[0], emb.shape[1], cfg.hidden_size, cfg.fc_size,
-                             logits.shape[1], cfg.dropout)
+                             logits.shape[1], cfg.dropout, cfg.pooling)
     if cfg.embedding_init == "teacher":
         with torch.no_grad():
             model.embedding.weight.copy_(emb)

@@ -13,10 +13,10 @@ from kdstudio.quantize import (
 from kdstudio.student import BiLSTMClassifier
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+@pytest.fixture(scope="module", params=["last", "max", "last_max"])
+def exported(request, tmp_path_factory):
     torch.manual_seed(0)
-    m = BiLSTMClassifier(3000, 64, 32, 16, 3, dropout=0.0).eval()
+    m = BiLSTMClassifier(3000, 64, 32, 16, 3, dropout=0.0, pooling=request.param).eval()
     d = tmp_path_factory.mktemp("onnx")
     fp32 = export_student(m, d / "s.onnx")
     int8 = quantize_int8(fp32, d / "s.int8.onnx")
@@ -42,19 +42,31 @@ def test_fp32_onnx_matches_pytorch_with_dynamic_axes(exported):
         assert np.abs(run_student_onnx(sess, ids) - ref).max() <= 1e-4
 
 
-def test_export_is_one_bidirectional_lstm_over_sequence_lengths(exported):
-    _, fp32, _ = exported
+def test_export_is_a_forward_and_a_reverse_lstm_over_sequence_lengths(exported):
+    m, fp32, _ = exported
     import onnx
 
-    (lstm,) = [n for n in onnx.load(str(fp32)).graph.node if n.op_type == "LSTM"]
-    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in lstm.attribute}
-    assert attrs["direction"] == b"bidirectional" and lstm.input[4] == "lens"
+    lstms = [n for n in onnx.load(str(fp32)).graph.node if n.op_type == "LSTM"]
+    dirs = [{a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}["direction"]
+            for n in lstms]
+    assert dirs == [b"forward", b"reverse"] and all(n.input[4] == "lens" for n in lstms)
+    # Only max pooling needs each direction's whole output sequence.
+    assert all(bool(n.output[0]) == (m.pooling != "last") for n in lstms)
+
+
+def test_max_pooling_ignores_the_padding(exported):
+    m, fp32, _ = exported
+    sess = session(fp32)
+    ids = _ids(1, 6, 3)
+    ids[0, 3:] = 0
+    padded = np.concatenate([ids, np.zeros((1, 30), np.int64)], 1)
+    assert np.abs(run_student_onnx(sess, ids) - run_student_onnx(sess, padded)).max() <= 1e-5
 
 
 def test_int8_graph_is_really_quantized_and_smaller(exported):
     _, fp32, int8 = exported
     ops = check_quantized(int8)
-    assert ops["DynamicQuantizeLSTM"] == 1 and ops.get("MatMulInteger", 0) >= 2
+    assert ops["DynamicQuantizeLSTM"] == 2 and ops.get("MatMulInteger", 0) >= 2
     assert "Gemm" not in op_counts(fp32)  # rewritten to MatMul so it can be quantized
     assert int8.stat().st_size < 0.35 * fp32.stat().st_size
 

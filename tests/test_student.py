@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from kdstudio.config import StudentConfig
@@ -20,6 +21,25 @@ def test_padding_does_not_change_the_output():
     with torch.no_grad():
         a, b = m(short), m(padded)
     assert torch.allclose(a[0], b[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("pooling", ["max", "last_max"])
+def test_max_pooling_ignores_padding_and_widens_the_features(pooling):
+    torch.manual_seed(0)
+    m = BiLSTMClassifier(50, 8, 6, 5, 3, dropout=0.0, pooling=pooling).eval()
+    assert m.fc.in_features == (24 if pooling == "last_max" else 12)
+    short = torch.tensor([[5, 6, 7]])
+    padded = torch.tensor([[5, 6, 7, 0, 0, 0, 0], [9, 9, 9, 9, 9, 9, 9]])
+    with torch.no_grad():
+        assert torch.allclose(m(short)[0], m(padded)[0], atol=1e-6)
+        assert torch.isfinite(m(torch.zeros((2, 4), dtype=torch.long))).all()  # all padding
+
+
+def test_unknown_pooling_is_refused():
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        BiLSTMClassifier(50, 8, 6, 5, 3, pooling="mean")
+    with pytest.raises(ValueError, match="pooling"):
+        StudentConfig(pooling="mean")
 
 
 def test_backward_direction_sees_the_sentence_reversed():
@@ -78,4 +98,18 @@ def test_save_and_load_round_trip(tmp_path):
     with torch.no_grad():
         assert torch.equal(m(x), m2(x))
     assert v2.teacher_ids == [5, 6, 7] and meta["arch"]["label_names"] == ["neg", "pos"]
+    assert meta["arch"]["pooling"] == "last" and m2.pooling == "last"
     assert np.array_equal(v2._lut, vocab._lut)
+
+
+def test_students_saved_before_pooling_existed_load_as_last(tmp_path):
+    import json
+
+    torch.manual_seed(0)
+    m = BiLSTMClassifier(20, 4, 3, 5, 2, dropout=0.0, pooling="last").eval()
+    save_student(m, StudentVocab([5, 6, 7], 30, 1), ["neg", "pos"], tmp_path)
+    meta = json.loads((tmp_path / "student.json").read_text())
+    del meta["arch"]["pooling"]
+    (tmp_path / "student.json").write_text(json.dumps(meta))
+    m2, _, _ = load_student(tmp_path)
+    assert m2.pooling == "last"

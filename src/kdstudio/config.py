@@ -175,6 +175,9 @@ class StudentConfig(_Section):
 
     hidden_size: int = 150
     fc_size: int = 200
+    #: Sentence features from the BiLSTM: "last" (each direction's final state, as Tang et
+    #: al.), "max" (max over positions) or "last_max" (both; a wider ReLU layer input).
+    pooling: Literal["last", "max", "last_max"] = "last"
     #: "teacher": rows of the teacher's input embeddings for the tokens the data uses;
     #: "random": a freshly initialised table of ``embedding_dim`` columns.
     embedding_init: Literal["teacher", "random"] = "teacher"
@@ -224,6 +227,7 @@ class StudentConfig(_Section):
     def __post_init__(self) -> None:
         _check_int("hidden_size", self.hidden_size, 1, 4096)
         _check_int("fc_size", self.fc_size, 1, 8192)
+        _check_choice("pooling", self.pooling, ("last", "max", "last_max"))
         _check_choice("embedding_init", self.embedding_init, ("teacher", "random"))
         if self.embedding_dim is not None:
             _check_int("embedding_dim", self.embedding_dim, 1, 4096)
@@ -271,6 +275,11 @@ class CompareConfig(_Section):
     latency_samples: int = 200
     warmup: int = 20
     throughput_batch_size: int = 32
+    #: Throughput is the median of whole passes over the validation set, repeated until
+    #: this many seconds were timed (at most ``throughput_max_passes``): a single pass of a
+    #: small student lasts a tenth of a second, at the mercy of a busy moment.
+    throughput_min_seconds: float = 1.0
+    throughput_max_passes: int = 5
     #: Threads for timing (PyTorch and ONNX Runtime alike); None: library default.
     threads: int | None = None
 
@@ -278,6 +287,10 @@ class CompareConfig(_Section):
         _check_int("latency_samples", self.latency_samples, 1)
         _check_int("warmup", self.warmup, 0)
         _check_int("throughput_batch_size", self.throughput_batch_size, 1)
+        if not 0.0 <= float(self.throughput_min_seconds) <= 600.0:
+            raise ValueError("throughput_min_seconds must be between 0 and 600, got "
+                             f"{self.throughput_min_seconds}")
+        _check_int("throughput_max_passes", self.throughput_max_passes, 1, 100)
         if self.threads is not None:
             _check_int("threads", self.threads, 1)
 

@@ -283,7 +283,9 @@ def stage_compare(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
     progress = Progress("compare", total=len(preds))
     for k, p in enumerate(preds):
         row = measure(p, texts, labels, teacher_pred, latency_samples=cc.latency_samples,
-                      warmup=cc.warmup, batch_size=cc.throughput_batch_size, seed=cfg.seed)
+                      warmup=cc.warmup, batch_size=cc.throughput_batch_size, seed=cfg.seed,
+                      min_seconds=cc.throughput_min_seconds,
+                      max_passes=cc.throughput_max_passes)
         if p.kind == "teacher":
             teacher_pred = row["_pred"]
             row["agreement_with_teacher"] = 1.0
@@ -297,7 +299,8 @@ def stage_compare(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
                           "latency": f"batch 1, {rows[0]['latency_samples']} validation "
                                      f"sentences after {cc.warmup} warm-up calls",
                           "throughput": f"batch {cc.throughput_batch_size}, whole validation "
-                                        "set"},
+                                        f"set, median of up to {cc.throughput_max_passes} "
+                                        "passes"},
                "environment": environment(cc.threads)}
     (run.file(R.RESULTS_JSON)).write_text(json.dumps(results, indent=1))
     md = markdown_table(rows)

@@ -38,12 +38,14 @@ def _lstm_onnx_weights(lstm: torch.nn.LSTM) -> tuple[np.ndarray, np.ndarray, np.
 def export_student(model: torch.nn.Module, path: str | Path, opset: int = 17) -> Path:
     """Export the BiLSTM student: input ``input_ids`` (B, L) int64 → ``logits`` (B, C).
 
-    The graph is written directly rather than traced: the two one-way LSTMs become one
-    bidirectional ONNX LSTM with ``sequence_lens`` (each row's non-padding length), which
-    by the ONNX definition reads every row backwards from its own last token, exactly what
-    the PyTorch model does with its per-row reversal, and returns each direction's final
-    state without materialising the full output sequence. One LSTM node instead of two plus
-    the reversal and gathers is what makes batches cheap in ONNX Runtime (bench/NOTES.md).
+    The graph is written directly rather than traced. Each direction is one ONNX LSTM node
+    with ``sequence_lens`` (each row's non-padding length): the ``reverse`` one reads every
+    row backwards from its own last token, exactly what the PyTorch model does with its
+    per-row reversal, and both return their final state, without the traced graph's
+    reversal and gathers (91 nodes before). Two one-way nodes rather than one bidirectional
+    node keep max pooling simple (each direction's output sequence is masked past the row's
+    length and reduced); ONNX Runtime runs both forms at the same speed, with identical
+    outputs (bench/NOTES.md).
     """
     from onnx import TensorProto
 
@@ -51,6 +53,7 @@ def export_student(model: torch.nn.Module, path: str | Path, opset: int = 17) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval().cpu()
     H = model.fwd.hidden_size
+    pooling = getattr(model, "pooling", "last")
     wf, rf, bf = _lstm_onnx_weights(model.fwd)
     wb, rb, bb = _lstm_onnx_weights(model.bwd)
 
@@ -60,17 +63,20 @@ def export_student(model: torch.nn.Module, path: str | Path, opset: int = 17) ->
     def weight(t: torch.Tensor) -> np.ndarray:
         return t.detach().float().cpu().numpy()
 
+    n_feat = 4 if pooling == "last_max" else 2
     inits = [
         init("embedding.weight", weight(model.embedding.weight)),
-        init("lstm.W", np.stack([wf, wb])), init("lstm.R", np.stack([rf, rb])),
-        init("lstm.B", np.stack([bf, bb])),
+        init("fwd.W", wf[None]), init("fwd.R", rf[None]), init("fwd.B", bf[None]),
+        init("bwd.W", wb[None]), init("bwd.R", rb[None]), init("bwd.B", bb[None]),
         init("fc.weight_t", weight(model.fc.weight).T), init("fc.bias", weight(model.fc.bias)),
         init("out.weight_t", weight(model.out.weight).T),
         init("out.bias", weight(model.out.bias)),
         init("zero_i64", np.array(0, np.int64)), init("one_i32", np.array(1, np.int32)),
-        init("axis1", np.array([1], np.int64)), init("feat_shape", np.array([-1, 2 * H], np.int64)),
+        init("axis1", np.array([1], np.int64)),
+        init("feat_shape", np.array([-1, n_feat * H], np.int64)),
     ]
     n = helper.make_node
+    want_seq = pooling in ("max", "last_max")
     nodes = [
         # sequence_lens: non-padding tokens per row, at least 1 (as the PyTorch model).
         n("Equal", ["input_ids", "zero_i64"], ["is_pad"]),
@@ -80,9 +86,35 @@ def export_student(model: torch.nn.Module, path: str | Path, opset: int = 17) ->
         n("Max", ["lens0", "one_i32"], ["lens"]),
         n("Gather", ["embedding.weight", "input_ids"], ["emb"]),  # (B, L, E)
         n("Transpose", ["emb"], ["emb_t"], perm=[1, 0, 2]),  # (L, B, E)
-        n("LSTM", ["emb_t", "lstm.W", "lstm.R", "lstm.B", "lens"], ["", "h_last"],
-          direction="bidirectional", hidden_size=H),  # h_last: (2, B, H)
-        n("Transpose", ["h_last"], ["h_bt"], perm=[1, 0, 2]),  # (B, 2, H): [fwd, bwd]
+        # y_*: (L, 1, B, H) when max pooling needs them; h_*: (1, B, H) final states.
+        n("LSTM", ["emb_t", "fwd.W", "fwd.R", "fwd.B", "lens"],
+          ["y_fwd" if want_seq else "", "h_fwd"], direction="forward", hidden_size=H),
+        n("LSTM", ["emb_t", "bwd.W", "bwd.R", "bwd.B", "lens"],
+          ["y_bwd" if want_seq else "", "h_bwd"], direction="reverse", hidden_size=H),
+    ]
+    parts = ["h_fwd", "h_bwd"] if pooling in ("last", "last_max") else []
+    if want_seq:
+        inits += [init("minus_two", np.array(-2.0, np.float32)),
+                  init("one_i64", np.array(1, np.int64)),
+                  init("axes_13", np.array([1, 3], np.int64))]
+        nodes += [
+            # valid (L, 1, B, 1): a token, or position 0 (an all-padding row still has one
+            # step, as in PyTorch). LSTM states lie in (-1, 1), so -2 never wins the max.
+            n("Shape", ["input_ids"], ["ids_shape"]),
+            n("Gather", ["ids_shape", "one_i64"], ["seq_len"]),
+            n("Range", ["zero_i64", "seq_len", "one_i64"], ["positions"]),
+            n("Equal", ["positions", "zero_i64"], ["is_first"]),  # (L,)
+            n("Or", ["is_tok", "is_first"], ["valid_bl"]),  # (B, L)
+            n("Transpose", ["valid_bl"], ["valid_lb"], perm=[1, 0]),
+            n("Unsqueeze", ["valid_lb", "axes_13"], ["valid"]),  # (L, 1, B, 1)
+        ]
+        for d in ("fwd", "bwd"):
+            nodes += [n("Where", ["valid", f"y_{d}", "minus_two"], [f"y_{d}_masked"]),
+                      n("ReduceMax", [f"y_{d}_masked"], [f"max_{d}"], axes=[0], keepdims=0)]
+        parts += ["max_fwd", "max_bwd"]  # each (1, B, H)
+    nodes += [
+        n("Concat", parts, ["h_all"], axis=0),  # (2 or 4, B, H)
+        n("Transpose", ["h_all"], ["h_bt"], perm=[1, 0, 2]),  # (B, 2 or 4, H)
         n("Reshape", ["h_bt", "feat_shape"], ["feat"]),
         n("MatMul", ["feat", "fc.weight_t"], ["fc_mm"]),
         n("Add", ["fc_mm", "fc.bias"], ["fc_out"]),

@@ -8,8 +8,8 @@ components) or from random values.
 
 The two directions run as two one-way LSTMs; the backward one reads each sentence reversed
 *within its own length*, so right-padding never leaks into either final state (no packed
-sequences). That is exactly ONNX's bidirectional LSTM with ``sequence_lens``, which is what
-:func:`kdstudio.quantize.export_student` writes.
+sequences). That is exactly a forward and a reverse ONNX LSTM with ``sequence_lens``, which is
+what :func:`kdstudio.quantize.export_student` writes.
 """
 
 from __future__ import annotations
@@ -85,17 +85,31 @@ def pad_batch(rows: list[np.ndarray]) -> torch.Tensor:
     return out
 
 
+#: How the BiLSTM's states become the sentence's features: "last" (Tang et al.: each
+#: direction's final state), "max" (the element-wise max over all positions, per direction)
+#: or "last_max" (both, concatenated).
+POOLINGS = ("last", "max", "last_max")
+
+
 class BiLSTMClassifier(nn.Module):
-    """Embedding → BiLSTM → [h_fwd; h_bwd] → ReLU layer → logits."""
+    """Embedding → BiLSTM → pooled features → ReLU layer → logits.
+
+    Features are [h_fwd; h_bwd] at each direction's last token (``pooling="last"``), their
+    max over the sentence's positions (``"max"``), or both (``"last_max"``).
+    """
 
     def __init__(self, vocab_size: int, embedding_dim: int, hidden_size: int, fc_size: int,
-                 num_labels: int, dropout: float = 0.1):
+                 num_labels: int, dropout: float = 0.1, pooling: str = "last"):
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+        self.pooling = pooling
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD)
         self.fwd = nn.LSTM(embedding_dim, hidden_size, batch_first=True)
         self.bwd = nn.LSTM(embedding_dim, hidden_size, batch_first=True)
         self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(2 * hidden_size, fc_size)
+        n_feat = 4 if pooling == "last_max" else 2
+        self.fc = nn.Linear(n_feat * hidden_size, fc_size)
         self.out = nn.Linear(fc_size, num_labels)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -110,8 +124,16 @@ class BiLSTMClassifier(nn.Module):
         emb_rev = torch.gather(emb, 1, rev_idx.unsqueeze(-1).expand_as(emb))
         h_f, _ = self.fwd(emb)  # (B, L, H)
         h_b, _ = self.bwd(emb_rev)  # (B, L, H)
-        last = (lengths - 1).view(-1, 1, 1).expand(-1, 1, h_f.shape[-1])  # (B, 1, H)
-        feat = torch.cat([h_f.gather(1, last), h_b.gather(1, last)], dim=-1).squeeze(1)
+        feats = []
+        if self.pooling in ("last", "last_max"):
+            last = (lengths - 1).view(-1, 1, 1).expand(-1, 1, h_f.shape[-1])  # (B, 1, H)
+            feats += [h_f.gather(1, last).squeeze(1), h_b.gather(1, last).squeeze(1)]
+        if self.pooling in ("max", "last_max"):
+            # Positions past a row's length (its padding) never win; both directions hold
+            # their valid states in the first `length` positions.
+            pad = (pos >= lengths.unsqueeze(1)).unsqueeze(-1)  # (B, L, 1)
+            feats += [h_f.masked_fill(pad, -2.0).amax(1), h_b.masked_fill(pad, -2.0).amax(1)]
+        feat = torch.cat(feats, dim=-1)  # (B, 2H) or (B, 4H)
         hidden = torch.relu(self.fc(self.dropout(feat)))  # (B, F)
         return self.out(self.dropout(hidden))  # (B, C)
 
@@ -162,7 +184,7 @@ def build_student(cfg: StudentConfig, vocab: StudentVocab, num_labels: int,
     else:
         dim = cfg.embedding_dim or 300
     model = BiLSTMClassifier(len(vocab), dim, cfg.hidden_size, cfg.fc_size, num_labels,
-                             cfg.dropout)
+                             cfg.dropout, cfg.pooling)
     if init is not None:
         with torch.no_grad():
             model.embedding.weight.copy_(init)
@@ -182,7 +204,8 @@ def save_student(model: BiLSTMClassifier, vocab: StudentVocab, label_names: list
     arch = {"vocab_size": model.embedding.num_embeddings,
             "embedding_dim": model.embedding.embedding_dim,
             "hidden_size": model.fwd.hidden_size, "fc_size": model.fc.out_features,
-            "num_labels": model.out.out_features, "label_names": label_names}
+            "num_labels": model.out.out_features, "pooling": model.pooling,
+            "label_names": label_names}
     (out_dir / "student.json").write_text(json.dumps({"arch": arch, **(meta or {})}, indent=1))
     (out_dir / "vocab.json").write_text(vocab.to_json())
 
@@ -194,7 +217,8 @@ def load_student(path: str | Path) -> tuple[BiLSTMClassifier, StudentVocab, dict
     meta = json.loads((path / "student.json").read_text())
     a = meta["arch"]
     model = BiLSTMClassifier(a["vocab_size"], a["embedding_dim"], a["hidden_size"],
-                             a["fc_size"], a["num_labels"], dropout=0.0)
+                             a["fc_size"], a["num_labels"], dropout=0.0,
+                             pooling=a.get("pooling", "last"))  # older runs: "last"
     model.load_state_dict(load_file(str(path / "model.safetensors")))
     model.eval()
     vocab = StudentVocab.from_json((path / "vocab.json").read_text())

@@ -1,0 +1,70 @@
+"""The SST-2 benchmark's bookkeeping (bench/sst2.py) on made-up measurements: a rendering
+bug must not surface after an hour-long run."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def sst2():
+    spec = importlib.util.spec_from_file_location("bench_sst2", ROOT / "bench" / "sst2.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _seed_rows(acc_aug: float) -> list[dict]:
+    def row(kind, acc, b1_ms, per_s, size, params=1000):
+        return {"kind": kind, "accuracy": acc, "agreement_with_teacher": 0.9,
+                "params": params, "size_mb": size, "latency_b1_ms_p50": b1_ms,
+                "latency_b1_ms_p95": 2 * b1_ms, "b1_total_s": b1_ms, "b32_total_s": 1 / per_s,
+                "throughput_per_s": per_s}
+    return [row("teacher", 0.90, 10.0, 100.0, 90.0, 22_000),
+            row("student:baseline", 0.84, 1.0, 2000.0, 11.0),
+            row("student:distilled-noaug", 0.85, 1.0, 2000.0, 11.0),
+            row("student:distilled", acc_aug, 1.0, 2000.0, 11.0),
+            row("student-int8", acc_aug, 0.1, 12000.0, 2.8)]
+
+
+def test_summary_targets_and_markdown(sst2, tmp_path):
+    rows = sst2.summarise([_seed_rows(0.885), _seed_rows(0.895)], "mse")
+    sst2.add_speedups(rows)
+    by = {r["kind"]: r for r in rows}
+    assert by["student:distilled"]["accuracy_mean"] == pytest.approx(0.89)
+    assert by["student-int8"]["speedup_b32"] == pytest.approx(120.0)
+    targets = {t["target"]: t["met"] for t in sst2.check_targets(rows, 80 * 60, {})}
+    assert targets["distilled+aug ≥ teacher − 1.0 point"]
+    assert targets["distilled+aug ≥ baseline + 4 points"]
+    assert targets["int8 ≥ 100x faster than teacher at batch 32"]
+    assert not sst2.check_targets(rows, 80 * 60, {"teacher": 11 * 60})[-1]["met"]
+
+    ref = {"name": "bert-large (random weights, latency only)", "kind": "reference:bert-large",
+           "params": 335_000_000, "size_mb": 1340.0, "latency_b1_ms_p50": 300.0,
+           "latency_b1_ms_p95": 400.0, "throughput_b32_per_s": 4.0, "time_b1_s": 260.0,
+           "time_b32_s": 220.0, "speedup_b1": 0.03, "speedup_b32": 0.04,
+           "size_ratio_vs_teacher": 0.07, "accuracy_mean": None}
+    onnx_teacher = {"name": "teacher, ONNX Runtime fp32 (same weights)", "accuracy_mean": 0.9,
+                    "accuracy_std": 0.0, "accuracy_max": 0.9, "params": 22_000,
+                    "size_mb": 90.0, "latency_b1_ms_p50": 5.0, "latency_b1_ms_p95": 6.0,
+                    "throughput_per_s": 150.0, "throughput_b32_per_s": 150.0,
+                    "speedup_b1": 2.0, "speedup_b32": 1.5, "size_ratio_vs_teacher": 1.0}
+    res = {"command": "python bench/sst2.py", "date": "today", "total_seconds": 4800.0,
+           "environment": {"cpu": "cpu", "cores": 2, "threads": 2, "torch": "t",
+                           "onnxruntime": "o", "transformers": "x", "python": "p"},
+           "train_size": 10, "transfer_rows": 20, "transfer_augmented": 10,
+           "validation_size": 5, "seeds": [1, 2],
+           "config": {"seed": 42, "compare": {"throughput_max_passes": 5}},
+           "rows": rows, "teacher_onnx": onnx_teacher, "references": [ref],
+           "stage_seconds": {"student": 60.0}, "cached_stage_seconds": {"teacher": 600.0},
+           "targets": sst2.check_targets(rows, 4800.0, {"teacher": 600.0})}
+    md = tmp_path / "RESULTS.md"
+    sst2.write_markdown(md, json.loads(json.dumps(res)))
+    text = md.read_text()
+    assert "teacher, ONNX Runtime fp32 (same weights)" in text
+    assert "the int8 student is 50.0x faster at batch 1 and 80.0x at batch 32" in text
+    assert "| whole benchmark ≤ 90 minutes (cold caches) |" in text
