@@ -84,3 +84,14 @@ def test_check_quantized_rejects_a_float_graph(exported):
     _, fp32, _ = exported
     with pytest.raises(RuntimeError, match="not fully quantized"):
         check_quantized(fp32)
+
+
+@pytest.mark.parametrize("opset", [17, 18, 21])
+def test_max_pooling_exports_at_every_supported_opset(tmp_path, opset):
+    torch.manual_seed(0)
+    m = BiLSTMClassifier(3000, 8, 6, 5, 2, dropout=0.0, pooling="last_max").eval()
+    path = export_student(m, tmp_path / "s.onnx", opset=opset)
+    ids = _ids(4, 9, opset)
+    with torch.no_grad():
+        ref = m(torch.from_numpy(ids)).numpy()
+    assert np.abs(run_student_onnx(session(path), ids) - ref).max() <= 1e-4

@@ -287,9 +287,11 @@ class CompareConfig(_Section):
         _check_int("latency_samples", self.latency_samples, 1)
         _check_int("warmup", self.warmup, 0)
         _check_int("throughput_batch_size", self.throughput_batch_size, 1)
-        if not 0.0 <= float(self.throughput_min_seconds) <= 600.0:
-            raise ValueError("throughput_min_seconds must be between 0 and 600, got "
-                             f"{self.throughput_min_seconds}")
+        v = self.throughput_min_seconds
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 600.0:
+            raise ValueError(f"throughput_min_seconds must be a number of seconds between 0 "
+                             f"and 600, got {v!r}")
+        self.throughput_min_seconds = float(v)
         _check_int("throughput_max_passes", self.throughput_max_passes, 1, 100)
         if self.threads is not None:
             _check_int("threads", self.threads, 1)

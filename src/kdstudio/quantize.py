@@ -96,21 +96,27 @@ def export_student(model: torch.nn.Module, path: str | Path, opset: int = 17) ->
     if want_seq:
         inits += [init("minus_two", np.array(-2.0, np.float32)),
                   init("one_i64", np.array(1, np.int64)),
+                  init("axis0", np.array([0], np.int64)),
                   init("axes_13", np.array([1, 3], np.int64))]
         nodes += [
-            # valid (L, 1, B, 1): a token, or position 0 (an all-padding row still has one
-            # step, as in PyTorch). LSTM states lie in (-1, 1), so -2 never wins the max.
+            # valid (L, 1, B, 1): position < the row's length, as in PyTorch (an all-padding
+            # row has length 1, so it keeps position 0). LSTM states lie in (-1, 1), so -2
+            # never wins the max.
             n("Shape", ["input_ids"], ["ids_shape"]),
             n("Gather", ["ids_shape", "one_i64"], ["seq_len"]),
-            n("Range", ["zero_i64", "seq_len", "one_i64"], ["positions"]),
-            n("Equal", ["positions", "zero_i64"], ["is_first"]),  # (L,)
-            n("Or", ["is_tok", "is_first"], ["valid_bl"]),  # (B, L)
+            n("Range", ["zero_i64", "seq_len", "one_i64"], ["positions"]),  # (L,)
+            n("Cast", ["lens"], ["lens_i64"], to=TensorProto.INT64),
+            n("Unsqueeze", ["lens_i64", "axis1"], ["lens_b1"]),  # (B, 1)
+            n("Less", ["positions", "lens_b1"], ["valid_bl"]),  # (B, L)
             n("Transpose", ["valid_bl"], ["valid_lb"], perm=[1, 0]),
             n("Unsqueeze", ["valid_lb", "axes_13"], ["valid"]),  # (L, 1, B, 1)
         ]
         for d in ("fwd", "bwd"):
-            nodes += [n("Where", ["valid", f"y_{d}", "minus_two"], [f"y_{d}_masked"]),
-                      n("ReduceMax", [f"y_{d}_masked"], [f"max_{d}"], axes=[0], keepdims=0)]
+            # ReduceMax takes its axes as an input from opset 18, as an attribute before.
+            reduce = (n("ReduceMax", [f"y_{d}_masked", "axis0"], [f"max_{d}"], keepdims=0)
+                      if opset >= 18 else
+                      n("ReduceMax", [f"y_{d}_masked"], [f"max_{d}"], axes=[0], keepdims=0))
+            nodes += [n("Where", ["valid", f"y_{d}", "minus_two"], [f"y_{d}_masked"]), reduce]
         parts += ["max_fwd", "max_bwd"]  # each (1, B, H)
     nodes += [
         n("Concat", parts, ["h_all"], axis=0),  # (2 or 4, B, H)

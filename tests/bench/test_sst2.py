@@ -68,3 +68,22 @@ def test_summary_targets_and_markdown(sst2, tmp_path):
     assert "teacher, ONNX Runtime fp32 (same weights)" in text
     assert "the int8 student is 50.0x faster at batch 1 and 80.0x at batch 32" in text
     assert "| whole benchmark ≤ 90 minutes (cold caches) |" in text
+
+
+def test_markdown_without_references_or_onnx_teacher(sst2, tmp_path):
+    """--skip-references, and JSON written before the ONNX teacher row existed."""
+    rows = sst2.summarise([_seed_rows(0.88)], "mse")
+    sst2.add_speedups(rows)
+    res = {"command": "python bench/sst2.py --skip-references", "date": "today",
+           "total_seconds": 60.0,
+           "environment": {"cpu": "cpu", "cores": 2, "threads": 2, "torch": "t",
+                           "onnxruntime": "o", "transformers": "x", "python": "p"},
+           "train_size": 10, "transfer_rows": 20, "transfer_augmented": 10,
+           "validation_size": 5, "seeds": [1], "config": {"seed": 42},
+           "rows": rows, "references": [], "stage_seconds": {},
+           "targets": sst2.check_targets(rows, 60.0, {})}
+    md = tmp_path / "RESULTS.md"
+    sst2.write_markdown(md, res)
+    text = md.read_text()
+    assert "bert-large" not in text and "ONNX Runtime fp32" not in text
+    assert "passes over the set" not in text  # one pass: no median to speak of
