@@ -131,9 +131,10 @@ def summarise(per_seed: list[list[dict]], loss: str) -> list[dict]:
     return rows
 
 
-def add_speedups(rows: list[dict]) -> None:
+def add_speedups(rows: list[dict], others: list[dict] | None = None) -> None:
+    """Speed-ups and size ratio of ``rows`` (and ``others``) against the teacher row."""
     t = next(r for r in rows if r["kind"] == "teacher")
-    for r in rows:
+    for r in rows + (others or []):
         r["speedup_b1"] = t["latency_b1_ms_p50"] / r["latency_b1_ms_p50"]
         r["speedup_b32"] = r["throughput_b32_per_s"] / t["throughput_b32_per_s"]
         r["size_ratio_vs_teacher"] = t["size_mb"] / r["size_mb"]
@@ -370,24 +371,15 @@ def main(argv: list[str] | None = None) -> int:
                               task.validation.labels, base)
         stage_seconds["references"] = time.time() - t0
     add_speedups(rows)
-    t = next(r for r in rows if r["kind"] == "teacher")
-    o = ort_teacher
-    o.update({"accuracy_mean": o["accuracy"], "accuracy_std": 0.0,
-              "accuracy_max": o["accuracy"], "agreement_with_teacher_mean": None,
-              "throughput_b32_per_s": o["throughput_per_s"],
-              "time_b1_s": o["b1_total_s"], "time_b32_s": o["b32_total_s"],
-              "speedup_b1": t["latency_b1_ms_p50"] / o["latency_b1_ms_p50"],
-              "speedup_b32": o["throughput_per_s"] / t["throughput_b32_per_s"],
-              "size_ratio_vs_teacher": t["size_mb"] / o["size_mb"]})
-    if refs:
-        t = next(r for r in rows if r["kind"] == "teacher")
-        for r in refs:
-            r["speedup_b1"] = t["latency_b1_ms_p50"] / r["latency_b1_ms_p50"]
-            r["speedup_b32"] = r["throughput_per_s"] / t["throughput_b32_per_s"]
-            r["size_ratio_vs_teacher"] = t["size_mb"] / r["size_mb"]
-            r["throughput_b32_per_s"] = r["throughput_per_s"]
-            r["time_b1_s"], r["time_b32_s"] = r["b1_total_s"], r["b32_total_s"]
-            r["accuracy_mean"] = r["accuracy_std"] = r["accuracy_max"] = None
+    # Rows measured once (not per seed) get the summary's column names, then its ratios.
+    for r in [ort_teacher, *refs]:
+        acc = r["accuracy"]
+        r.update({"accuracy_mean": acc, "accuracy_max": acc,
+                  "accuracy_std": None if acc is None else 0.0,
+                  "agreement_with_teacher_mean": None,
+                  "throughput_b32_per_s": r["throughput_per_s"],
+                  "time_b1_s": r["b1_total_s"], "time_b32_s": r["b32_total_s"]})
+    add_speedups(rows, [ort_teacher, *refs])
     total = time.time() - t_start
     res = {
         "command": command, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

@@ -24,15 +24,8 @@ from pathlib import Path
 import numpy as np
 
 
-def _settings(text: str) -> dict:
-    out = {}
-    for part in filter(None, text.split(",")):
-        k, v = part.split("=", 1)
-        out[k] = int(v) if v.isdigit() else v
-    return out
-
-
 def _validation_batches(batch_size: int):
+    """The student vocabulary of SST-2 train and the validation set in batches of ids."""
     from transformers import AutoTokenizer
 
     from kdstudio.config import DataConfig
@@ -45,13 +38,16 @@ def _validation_batches(batch_size: int):
     vocab = StudentVocab.build(tok, task.train.texts, 64)
     texts = task.validation.texts
     return vocab, [vocab.encode(tok, texts[s:s + batch_size], 64)
-                   for s in range(0, len(texts), batch_size)], len(texts)
+                   for s in range(0, len(texts), batch_size)]
 
 
-def time_one(path: str, batch_size: int, passes: int, threads: int) -> float:
+def time_one(path: str, batches_file: str, passes: int, threads: int) -> float:
+    """Sentences per second of one graph: the median of ``passes`` passes over the batches."""
     from kdstudio.quantize import run_student_onnx, session
 
-    _, batches, n = _validation_batches(batch_size)
+    data = np.load(batches_file)
+    batches = [data[k] for k in sorted(data.files, key=int)]
+    n = sum(len(b) for b in batches)
     sess = session(path, threads)
     run_student_onnx(sess, batches[0])
     times = []
@@ -71,21 +67,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--passes", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--time-one", help=argparse.SUPPRESS)
+    ap.add_argument("--time-one", nargs=2, metavar=("GRAPH", "BATCHES"),
+                    help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.time_one:
-        print(time_one(args.time_one, args.batch_size, args.passes, args.threads))
+        print(time_one(*args.time_one, args.passes, args.threads))
         return 0
 
     import torch
 
+    from kdstudio.cli import _parse_sets
     from kdstudio.config import StudentConfig
     from kdstudio.quantize import export_student, quantize_int8
     from kdstudio.student import BiLSTMClassifier
 
-    vocab, _, _ = _validation_batches(args.batch_size)
-    tries = [_settings(t) for t in (args.tries or ["hidden_size=150"])]
+    vocab, batches = _validation_batches(args.batch_size)
+    tries = [_parse_sets(t.split(",")) for t in (args.tries or ["hidden_size=150"])]
     with tempfile.TemporaryDirectory() as d:
+        # Encoded once here; each timing process only loads them.
+        batches_file = str(Path(d) / "batches.npz")
+        np.savez(batches_file, **{str(k): b for k, b in enumerate(batches)})
         paths = []
         for k, s in enumerate(tries):
             cfg = StudentConfig(**s)
@@ -98,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.rounds):  # rounds interleave the settings
             for k, p in enumerate(paths):
                 out = subprocess.run(
-                    [sys.executable, __file__, "--time-one", p, "--passes", str(args.passes),
-                     "--batch-size", str(args.batch_size), "--threads", str(args.threads)],
+                    [sys.executable, __file__, "--time-one", p, batches_file,
+                     "--passes", str(args.passes), "--threads", str(args.threads)],
                     capture_output=True, text=True, check=True)
                 speeds[k].append(float(out.stdout.strip().splitlines()[-1]))
         for s, v in zip(tries, speeds, strict=True):

@@ -42,6 +42,10 @@ def _check_pos(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a positive number, got {value!r}")
 
 
+#: How the student's BiLSTM states become the sentence's features (StudentConfig.pooling).
+POOLINGS = ("last", "max", "last_max")
+
+
 def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
@@ -227,7 +231,7 @@ class StudentConfig(_Section):
     def __post_init__(self) -> None:
         _check_int("hidden_size", self.hidden_size, 1, 4096)
         _check_int("fc_size", self.fc_size, 1, 8192)
-        _check_choice("pooling", self.pooling, ("last", "max", "last_max"))
+        _check_choice("pooling", self.pooling, POOLINGS)
         _check_choice("embedding_init", self.embedding_init, ("teacher", "random"))
         if self.embedding_dim is not None:
             _check_int("embedding_dim", self.embedding_dim, 1, 4096)

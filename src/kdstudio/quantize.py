@@ -53,7 +53,7 @@ def export_student(model: torch.nn.Module, path: str | Path, opset: int = 17) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval().cpu()
     H = model.fwd.hidden_size
-    pooling = getattr(model, "pooling", "last")
+    pooling = model.pooling
     wf, rf, bf = _lstm_onnx_weights(model.fwd)
     wb, rb, bb = _lstm_onnx_weights(model.bwd)
 
@@ -63,7 +63,6 @@ def export_student(model: torch.nn.Module, path: str | Path, opset: int = 17) ->
     def weight(t: torch.Tensor) -> np.ndarray:
         return t.detach().float().cpu().numpy()
 
-    n_feat = 4 if pooling == "last_max" else 2
     inits = [
         init("embedding.weight", weight(model.embedding.weight)),
         init("fwd.W", wf[None]), init("fwd.R", rf[None]), init("fwd.B", bf[None]),
@@ -73,7 +72,7 @@ def export_student(model: torch.nn.Module, path: str | Path, opset: int = 17) ->
         init("out.bias", weight(model.out.bias)),
         init("zero_i64", np.array(0, np.int64)), init("one_i32", np.array(1, np.int32)),
         init("axis1", np.array([1], np.int64)),
-        init("feat_shape", np.array([-1, n_feat * H], np.int64)),
+        init("feat_shape", np.array([-1, model.fc.in_features], np.int64)),
     ]
     n = helper.make_node
     want_seq = pooling in ("max", "last_max")

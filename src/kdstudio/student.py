@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import StudentConfig
+from .config import POOLINGS, StudentConfig
 
 PAD, UNK = 0, 1
 
@@ -85,17 +85,12 @@ def pad_batch(rows: list[np.ndarray]) -> torch.Tensor:
     return out
 
 
-#: How the BiLSTM's states become the sentence's features: "last" (Tang et al.: each
-#: direction's final state), "max" (the element-wise max over all positions, per direction)
-#: or "last_max" (both, concatenated).
-POOLINGS = ("last", "max", "last_max")
-
-
 class BiLSTMClassifier(nn.Module):
     """Embedding → BiLSTM → pooled features → ReLU layer → logits.
 
-    Features are [h_fwd; h_bwd] at each direction's last token (``pooling="last"``), their
-    max over the sentence's positions (``"max"``), or both (``"last_max"``).
+    Features are [h_fwd; h_bwd] at each direction's last token (``pooling="last"``, Tang et
+    al.), their element-wise max over the sentence's positions (``"max"``), or both,
+    concatenated (``"last_max"``).
     """
 
     def __init__(self, vocab_size: int, embedding_dim: int, hidden_size: int, fc_size: int,
