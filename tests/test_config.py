@@ -26,6 +26,12 @@ def test_student_keep_and_schedule_are_checked():
     assert StudentConfig(patience=2).keep == "best" and StudentConfig().keep == "last"
 
 
+def test_label_engine_is_checked():
+    assert TeacherConfig(label_engine="onnx-int8").label_engine == "onnx-int8"
+    with pytest.raises(ValueError, match="label_engine must be one of.*onnx-int8"):
+        TeacherConfig(label_engine="int8")
+
+
 def test_zero_epochs_rejected():
     with pytest.raises(ValueError, match="student epochs must be in"):
         StudentConfig(epochs=0)

@@ -80,6 +80,43 @@ def test_second_run_reuses_cached_teacher_and_transfer_set(tiny_config, tmp_path
     assert _finished(third, "augment")["cached"] is False
 
 
+def test_int8_labels_are_a_transfer_set_of_their_own(tiny_config, tmp_path):
+    fp32 = Run.create(tiny_config.with_overrides({"teacher.label_engine": "onnx"}), tmp_path)
+    assert run_stages(fp32, ["teacher", "augment"]) == "done"
+    assert _finished(fp32, "augment")["labeller"] == "onnx"
+    int8 = Run.create(tiny_config.with_overrides({"teacher.label_engine": "onnx-int8"}),
+                      tmp_path)
+    assert run_stages(int8, ["teacher", "augment"]) == "done"
+    got = _finished(int8, "augment")
+    # Same sentences, labelled by the quantized teacher: not taken from the fp32 cache.
+    assert got["cached"] is False and got["labeller"] == "onnx-int8"
+    assert _finished(int8, "teacher")["cached"] is True  # the fine-tune is shared
+    a = pd.read_parquet(fp32.path / R.TRANSFER_FILE)
+    b = pd.read_parquet(int8.path / R.TRANSFER_FILE)
+    assert a["text"].tolist() == b["text"].tolist()
+    cols = [c for c in a.columns if c.startswith("logit_")]
+    diff = (a[cols] - b[cols]).abs().to_numpy()
+    assert 0 < diff.max() < 0.5
+    again = Run.create(tiny_config.with_overrides({"teacher.label_engine": "onnx-int8"}),
+                       tmp_path)
+    assert run_stages(again, ["teacher", "augment"]) == "done"
+    assert _finished(again, "augment")["cached"] is True
+
+
+def test_students_without_augmentation_get_their_own_epochs(tiny_config, tmp_path):
+    import math
+
+    cfg = tiny_config.with_overrides({"student.epochs": 1, "student.no_aug_epochs": 3})
+    run = Run.create(cfg, tmp_path)
+    assert run_stages(run, ["teacher", "augment", "student"]) == "done"
+    steps = {e["variant"]: e["steps"] for e in run.events("student_finished")}
+    df = pd.read_parquet(run.path / R.TRANSFER_FILE)
+    bs = cfg.student.batch_size
+    assert steps["distilled"] == math.ceil(len(df) / bs)  # 1 epoch of the transfer set
+    per_epoch = math.ceil(int((df["label"] >= 0).sum()) / bs)
+    assert steps["baseline"] == steps["distilled-noaug"] == 3 * per_epoch
+
+
 def test_cancel_keeps_earlier_artifacts(tiny_config, tmp_path):
     run = Run.create(tiny_config.with_overrides({"student.epochs": 200}), tmp_path)
     assert run_stages(run, ["teacher", "augment"]) == "done"

@@ -73,3 +73,26 @@ def test_onnx_labelling_matches_pytorch(tiny_backbone, tmp_path):
     t.use_onnx(tmp_path / "t.onnx")
     assert t.ort_session is not None
     assert np.abs(t.predict_logits(texts, batch_size=3) - ref).max() < 1e-4
+
+
+def test_int8_labelling_is_close_and_says_so(tiny_backbone, tmp_path):
+    import numpy as np
+
+    t = load_teacher(str(tiny_backbone), max_length=16)
+    texts = ["good movie", "a very dull and boring plot", "", "it", "not bad at all"] * 4
+    ref = t.predict_logits(texts, batch_size=3)
+    assert t.labeller == "torch"
+    t.use_onnx(tmp_path / "t.onnx", int8=True)
+    assert t.labeller == "onnx-int8"
+    assert (tmp_path / "t.int8.onnx").exists() and (tmp_path / "t.onnx").exists()
+    # The quantized graph really is integer arithmetic, not the fp32 one renamed.
+    from kdstudio.quantize import op_counts
+
+    ops = op_counts(tmp_path / "t.int8.onnx")
+    assert ops.get("MatMulInteger", 0) + ops.get("DynamicQuantizeMatMul", 0) > 0
+    got = t.predict_logits(texts, batch_size=3)
+    diff = np.abs(got - ref).max()
+    assert 0 < diff < 0.1 * max(np.abs(ref).max(), 1.0)
+    t.use_onnx(tmp_path / "t.onnx")  # back to fp32: the same logits again
+    assert t.labeller == "onnx"
+    assert np.abs(t.predict_logits(texts, batch_size=3) - ref).max() < 1e-4

@@ -8,6 +8,7 @@ cancel leaves earlier artifacts intact and says why in the status.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -121,10 +122,10 @@ def stage_augment(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
     teacher = _load_run_teacher(run, cfg, task)
     teacher_fp = fingerprint(run.file(R.TEACHER_DIR))
     engine = cfg.teacher.label_engine
-    if engine == "onnx" or (engine == "auto" and teacher.device.type == "cpu"):
+    if engine in ("onnx", "onnx-int8") or (engine == "auto" and teacher.device.type == "cpu"):
         cache = cache_dir_for(run)
         cache.mkdir(parents=True, exist_ok=True)
-        teacher.use_onnx(cache / f"teacher-{teacher_fp}.onnx")
+        teacher.use_onnx(cache / f"teacher-{teacher_fp}.onnx", int8=engine == "onnx-int8")
     return build_transfer_set(
         task, teacher, teacher_fp, cfg.augment,
         run.file(R.TRANSFER_FILE), seed=cfg.seed, batch_size=cfg.teacher.eval_batch_size,
@@ -167,7 +168,9 @@ def stage_student(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
 
         run.log("student_started", variant=name, params=meta["params"],
                 train_examples=len(data.ids))
-        hist = train_student(model, data, val_ids, task.validation.labels, sc, mode=mode,
+        vc = sc if name == "distilled" or sc.no_aug_epochs is None else \
+            dataclasses.replace(sc, epochs=sc.no_aug_epochs)
+        hist = train_student(model, data, val_ids, task.validation.labels, vc, mode=mode,
                              seed=seed, device=cfg.device, on_step=report,
                              should_stop=run.cancel_requested, on_best=on_best,
                              stage=f"student:{name}")

@@ -210,8 +210,9 @@ def gemm_to_matmul(path: str | Path) -> int:
     return n
 
 
-def quantize_int8(src: str | Path, dst: str | Path) -> Path:
-    """int8 dynamic quantization (weights int8, activations quantized on the fly)."""
+def quantize_int8(src: str | Path, dst: str | Path, per_channel: bool = False) -> Path:
+    """int8 dynamic quantization (weights int8, activations quantized on the fly); with
+    ``per_channel`` each output channel of a weight gets its own scale."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     dst = Path(dst)
@@ -219,7 +220,8 @@ def quantize_int8(src: str | Path, dst: str | Path) -> Path:
     level = root.level
     root.setLevel(logging.ERROR)  # the quantizer warns on the root logger about pre-processing
     try:
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8,
+                         per_channel=per_channel)
     finally:
         root.setLevel(level)
     return dst

@@ -77,12 +77,21 @@ class Teacher:
     label_names: list[str]
     path: str
     max_length: int = 64
-    #: An ONNX Runtime session of the same weights (fp32), used for CPU inference when set.
+    #: An ONNX Runtime session of the same weights, used for CPU inference when set.
     ort_session: object | None = field(default=None, repr=False)
+    #: Whether that session runs the int8-quantized teacher (its logits are not the fp32 ones).
+    ort_int8: bool = False
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+    @property
+    def labeller(self) -> str:
+        """What predict_logits runs: "onnx-int8", "onnx" (fp32) or "torch"."""
+        if self.ort_session is None or self.device.type != "cpu":
+            return "torch"
+        return "onnx-int8" if self.ort_int8 else "onnx"
 
     @property
     def mask_token(self) -> str:
@@ -91,11 +100,13 @@ class Teacher:
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
 
-    def use_onnx(self, path: str | Path) -> None:
+    def use_onnx(self, path: str | Path, int8: bool = False) -> None:
         """Run inference through ONNX Runtime (fp32, same weights): on a CPU it computes the
         same logits (to ~1e-5) about twice as fast as PyTorch eager, which matters most when
-        labelling a large transfer set. Exports to ``path`` unless it is there already."""
-        from .quantize import export_teacher, session
+        labelling a large transfer set. Exports to ``path`` unless it is there already.
+        With ``int8`` the session runs the teacher quantized to int8 (written next to
+        ``path``): about twice as fast again on a CPU, with logits that differ slightly."""
+        from .quantize import export_teacher, quantize_int8, session
 
         path = Path(path)
         if not path.exists():
@@ -104,7 +115,15 @@ class Teacher:
             export_teacher(self.model, tmp)  # exports from the CPU
             os.replace(tmp, path)
             self.model.to(device)
+        if int8:
+            q = path.with_name(f"{path.stem}.int8.onnx")
+            if not q.exists():
+                tmp = q.with_name(f".{q.stem}.{os.getpid()}.tmp.onnx")
+                quantize_int8(path, tmp, per_channel=True)
+                os.replace(tmp, q)
+            path = q
         self.ort_session = session(path)
+        self.ort_int8 = int8
 
     @torch.no_grad()
     def predict_logits(self, texts: list[str], batch_size: int = 128,
@@ -114,7 +133,7 @@ class Teacher:
         order = np.argsort([len(t) for t in texts], kind="stable")
         out = np.zeros((len(texts), len(self.label_names)), dtype=np.float32)
         dev = self.device
-        use_ort = self.ort_session is not None and dev.type == "cpu"
+        use_ort = self.labeller != "torch"
         use_amp = dev.type == "cuda"
         for start in range(0, len(texts), batch_size):
             idx = order[start:start + batch_size]

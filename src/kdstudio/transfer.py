@@ -27,10 +27,12 @@ from .teacher import Teacher
 
 
 def cache_key(teacher_fp: str, task: TaskData, cfg: AugmentConfig, seed: int,
-              max_length: int) -> str:
-    payload = json.dumps({"teacher": teacher_fp, "data": task.fingerprint(),
-                          "augment": cfg.to_dict(), "seed": seed, "max_length": max_length},
-                         sort_keys=True)
+              max_length: int, int8_labels: bool = False) -> str:
+    fields = {"teacher": teacher_fp, "data": task.fingerprint(), "augment": cfg.to_dict(),
+              "seed": seed, "max_length": max_length}
+    if int8_labels:  # only then, so that sets labelled in fp32 keep their cached keys
+        fields["labels"] = "int8"
+    payload = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -51,7 +53,8 @@ def build_transfer_set(task: TaskData, teacher: Teacher, teacher_fp: str, cfg: A
                        should_stop: Callable[[], bool] | None = None) -> dict:
     """Write the transfer set to ``out_file`` (from the cache when it holds it)."""
     out_file = Path(out_file)
-    key = cache_key(teacher_fp, task, cfg, seed, teacher.max_length)
+    int8 = teacher.labeller == "onnx-int8"
+    key = cache_key(teacher_fp, task, cfg, seed, teacher.max_length, int8)
     cached = Path(cache_dir) / f"transfer-{key}.parquet" if cache_dir else None
     if cached is not None and cached.exists():
         link_or_copy(cached, out_file)
@@ -96,6 +99,7 @@ def build_transfer_set(task: TaskData, teacher: Teacher, teacher_fp: str, cfg: A
             "pos_tags": len(corpus.pos.words), "tagging_seconds": round(t_tag, 2),
             "labelling_seconds": round(t_label, 2),
             "sentences_per_second": round(len(df) / max(t_label, 1e-9), 1),
+            "labeller": teacher.labeller,
             "seconds": round(time.time() - t0, 2)}
     if cached is not None:
         link_or_copy(out_file, cached)
