@@ -102,10 +102,10 @@ class Teacher:
 
     def use_onnx(self, path: str | Path, int8: bool = False) -> None:
         """Run inference through ONNX Runtime (fp32, same weights): on a CPU it computes the
-        same logits (to ~1e-5) about twice as fast as PyTorch eager, which matters most when
+        same logits (to ~1e-5) 1.3-2x as fast as PyTorch eager, which matters most when
         labelling a large transfer set. Exports to ``path`` unless it is there already.
         With ``int8`` the session runs the teacher quantized to int8 (written next to
-        ``path``): about twice as fast again on a CPU, with logits that differ slightly."""
+        ``path``): about 2.4x as fast again on a CPU, with logits that differ slightly."""
         from .quantize import export_teacher, quantize_int8, session
 
         path = Path(path)
