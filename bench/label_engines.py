@@ -32,7 +32,7 @@ def _label(run_dir: str, engine: str, sample: int, out: str) -> None:
 
     from kdstudio import runs as R
     from kdstudio.data import load_task
-    from kdstudio.pipeline import cache_dir_for
+    from kdstudio.pipeline import use_label_engine
     from kdstudio.teacher import fingerprint, load_teacher
     from kdstudio.transfer import read_transfer_set
 
@@ -41,9 +41,7 @@ def _label(run_dir: str, engine: str, sample: int, out: str) -> None:
     cfg = run.config()
     task = load_task(cfg.data, cfg.seed)
     teacher = load_teacher(str(run.file(R.TEACHER_DIR)), task, "cpu", cfg.teacher.max_length)
-    if engine != "torch":
-        fp = fingerprint(run.file(R.TEACHER_DIR))
-        teacher.use_onnx(cache_dir_for(run) / f"teacher-{fp}.onnx", int8=engine == "onnx-int8")
+    use_label_engine(run, teacher, engine, fingerprint(run.file(R.TEACHER_DIR)))
     texts, _, _ = read_transfer_set(run.file(R.TRANSFER_FILE))
     pick = np.random.default_rng(0).choice(len(texts), min(sample, len(texts)), replace=False)
     texts = [texts[i] for i in np.sort(pick)]

@@ -115,17 +115,22 @@ def _load_run_teacher(run: Run, cfg: RunConfig, task: TaskData | None = None):
     return load_teacher(str(path), task, cfg.device, cfg.teacher.max_length)
 
 
+def use_label_engine(run: Run, teacher, engine: str, teacher_fp: str) -> None:
+    """Point ``teacher`` at the labelling ``engine`` (TeacherConfig.label_engine); the ONNX
+    graphs (fp32, and int8 for "onnx-int8") live in the run's cache folder."""
+    if engine in ("onnx", "onnx-int8") or (engine == "auto" and teacher.device.type == "cpu"):
+        cache = cache_dir_for(run)
+        cache.mkdir(parents=True, exist_ok=True)
+        teacher.use_onnx(cache / f"teacher-{teacher_fp}.onnx", int8=engine == "onnx-int8")
+
+
 def stage_augment(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -> dict:
     from .teacher import fingerprint
     from .transfer import build_transfer_set
 
     teacher = _load_run_teacher(run, cfg, task)
     teacher_fp = fingerprint(run.file(R.TEACHER_DIR))
-    engine = cfg.teacher.label_engine
-    if engine in ("onnx", "onnx-int8") or (engine == "auto" and teacher.device.type == "cpu"):
-        cache = cache_dir_for(run)
-        cache.mkdir(parents=True, exist_ok=True)
-        teacher.use_onnx(cache / f"teacher-{teacher_fp}.onnx", int8=engine == "onnx-int8")
+    use_label_engine(run, teacher, cfg.teacher.label_engine, teacher_fp)
     return build_transfer_set(
         task, teacher, teacher_fp, cfg.augment,
         run.file(R.TRANSFER_FILE), seed=cfg.seed, batch_size=cfg.teacher.eval_batch_size,
@@ -146,15 +151,17 @@ def stage_student(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
     ids = vocab.encode_ragged(teacher.tokenizer, texts, sc.max_length)
     val_ids = vocab.encode_ragged(teacher.tokenizer, task.validation.texts, sc.max_length)
     orig = np.flatnonzero(labels >= 0)
-    variants = [("distilled", "distill", TrainSet(ids, labels, logits))]
+    # The students that see the originals only may train for their own number of epochs.
+    no_aug = sc if sc.no_aug_epochs is None else dataclasses.replace(sc, epochs=sc.no_aug_epochs)
+    variants = [("distilled", "distill", TrainSet(ids, labels, logits), sc)]
     if sc.train_soft_no_aug:
         variants.append(("distilled-noaug", "distill",
-                         TrainSet([ids[i] for i in orig], labels[orig], logits[orig])))
+                         TrainSet([ids[i] for i in orig], labels[orig], logits[orig]), no_aug))
     if sc.train_baseline:
-        variants.append(("baseline", "baseline", TrainSet(ids, labels, None)))
+        variants.append(("baseline", "baseline", TrainSet(ids, labels, None), no_aug))
     seed = cfg.seed if sc.seed is None else sc.seed
     results = {}
-    for name, mode, data in variants:
+    for name, mode, data, vc in variants:
         if run.cancel_requested():
             break
         model = build_student(sc, vocab, task.num_labels, teacher.model, seed=seed)
@@ -168,8 +175,6 @@ def stage_student(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
 
         run.log("student_started", variant=name, params=meta["params"],
                 train_examples=len(data.ids))
-        vc = sc if name == "distilled" or sc.no_aug_epochs is None else \
-            dataclasses.replace(sc, epochs=sc.no_aug_epochs)
         hist = train_student(model, data, val_ids, task.validation.labels, vc, mode=mode,
                              seed=seed, device=cfg.device, on_step=report,
                              should_stop=run.cancel_requested, on_best=on_best,
