@@ -311,6 +311,51 @@ def write_markdown(path: Path, res: dict) -> None:
     path.write_text("\n".join(lines))
 
 
+def _done(run: R.Run, stage: str) -> bool:
+    return any(e["stage"] == stage for e in run.events("stage_finished"))
+
+
+def _train_one_seed(path: str, stages: list[str], threads: int) -> str:
+    import torch
+
+    torch.set_num_threads(threads)
+    return run_stages(R.Run(Path(path)), stages)
+
+
+def train_students_in_parallel(runs: list[R.Run], jobs: int, stage_seconds: dict) -> bool:
+    """The seeds' students trained ``jobs`` at a time, each process on cores/jobs threads.
+
+    The first run builds (or takes from the cache) the teacher and the transfer set first, so
+    the parallel runs find them cached. Only training runs in parallel: quantizing and timing
+    run afterwards, one run at a time, on an otherwise idle machine. ``stage_seconds`` gets
+    the first run's teacher and augment times and the wall time of the parallel part, as
+    "student".
+    """
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    first = runs[0]
+    if run_stages(first, ["teacher", "augment"]) != "done":
+        print(f"run failed: {first.status()}", file=sys.stderr)
+        return False
+    for e in first.events("stage_finished"):
+        stage_seconds[e["stage"]] = stage_seconds.get(e["stage"], 0.0) + e["seconds"]
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    t0 = time.time()
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as ex:
+        futures = [ex.submit(_train_one_seed, str(r.path),
+                             ["student"] if r is first else ["teacher", "augment", "student"],
+                             threads) for r in runs]
+        status = [f.result() for f in futures]
+    stage_seconds["student"] = time.time() - t0
+    for r, st in zip(runs, status, strict=True):
+        if st != "done":
+            print(f"run failed: {r.status()}", file=sys.stderr)
+            return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(ROOT / "sst2.yaml"))
@@ -320,6 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "results" / "sst2.json"))
     ap.add_argument("--markdown", default=str(ROOT / "RESULTS.md"))
     ap.add_argument("--skip-references", action="store_true")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="train the seeds' students this many at a time (each on cores/jobs "
+                         "threads); quantizing and timing still run one run at a time")
     ap.add_argument("--render-only", action="store_true",
                     help="rewrite the Markdown from the JSON of the last run (no measuring)")
     args = ap.parse_args(argv)
@@ -337,16 +385,26 @@ def main(argv: list[str] | None = None) -> int:
     base = RunConfig.load(args.config).with_overrides(_parse_sets(args.set))
     seeds = list(range(1, args.seeds + 1))
     per_seed, stage_seconds, last = [], {}, None
+    runs = []
     for seed in seeds:
         cfg = base.with_overrides({"student.seed": seed})
         cfg.name = f"{base.name}-s{seed}"
-        run = R.Run.create(cfg, args.runs_dir)
-        print(f"seed {seed}: {run.path}", flush=True)
-        if run_stages(run) != "done":
+        runs.append(R.Run.create(cfg, args.runs_dir))
+        print(f"seed {seed}: {runs[-1].path}", flush=True)
+    if args.jobs > 1 and not train_students_in_parallel(runs, args.jobs, stage_seconds):
+        return 1
+    for run in runs:
+        if run_stages(run, [s for s in R.STAGES if not _done(run, s)]) != "done":
             print(f"run failed: {run.status()}", file=sys.stderr)
             return 1
-        for e in run.events("stage_finished"):
-            stage_seconds[e["stage"]] = stage_seconds.get(e["stage"], 0.0) + e["seconds"]
+        if args.jobs <= 1:
+            for e in run.events("stage_finished"):
+                stage_seconds[e["stage"]] = stage_seconds.get(e["stage"], 0.0) + e["seconds"]
+        else:
+            for e in run.events("stage_finished"):
+                if e["stage"] in ("quantize", "compare"):
+                    stage_seconds[e["stage"]] = stage_seconds.get(e["stage"], 0.0) + \
+                        e["seconds"]
         per_seed.append(run.results()["rows"])
         last = run
         print(run.file(R.RESULTS_MD).read_text(), flush=True)

@@ -24,6 +24,8 @@ def test_student_keep_and_schedule_are_checked():
     assert StudentConfig(keep="last", patience=0, lr_schedule="linear").keep == "last"
     # A config written before `keep` existed (early stopping, best weights) still loads.
     assert StudentConfig(patience=2).keep == "best" and StudentConfig().keep == "last"
+    with pytest.raises(ValueError, match=r"student ema must be in \[0, 1\).*got 1.0"):
+        StudentConfig(ema=1.0)
 
 
 def test_label_engine_is_checked():

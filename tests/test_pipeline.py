@@ -115,6 +115,11 @@ def test_students_without_augmentation_get_their_own_epochs(tiny_config, tmp_pat
     assert steps["distilled"] == math.ceil(len(df) / bs)  # 1 epoch of the transfer set
     per_epoch = math.ceil(int((df["label"] >= 0).sum()) / bs)
     assert steps["baseline"] == steps["distilled-noaug"] == 3 * per_epoch
+    # Each student's saved config says how it was trained.
+    saved = {v: json.loads((run.path / R.STUDENTS_DIR / v / "student.json").read_text())
+             for v in steps}
+    assert [saved[v]["config"]["epochs"] for v in ("distilled", "distilled-noaug",
+                                                    "baseline")] == [1, 3, 3]
 
 
 def test_cancel_keeps_earlier_artifacts(tiny_config, tmp_path):

@@ -227,6 +227,11 @@ class StudentConfig(_Section):
     #: inflates the reported accuracy (by up to 1.5 points on SST-2, bench/NOTES.md).
     #: Unset: "last", or "best" when patience is set (configs written before this setting).
     keep: Literal["best", "last"] | None = None
+    #: Exponential moving average of the weights with this decay per step (0: off). The
+    #: evaluations and the weights kept are then the average's; each evaluation also records
+    #: the raw weights' accuracy (``val_accuracy_raw``). The average starts at the first
+    #: step with a decay of min(ema, (1 + step) / (10 + step)).
+    ema: float = 0.0
     max_length: int = 64
     grad_clip: float = 5.0
     #: Seed for the student's initialisation and batch order; None uses the run's seed.
@@ -266,6 +271,9 @@ class StudentConfig(_Section):
         if self.keep == "last" and self.patience:
             raise ValueError("student keep: last needs patience: 0 (early stopping would still "
                              "choose the weights by validation accuracy)")
+        if not 0.0 <= float(self.ema) < 1.0:
+            raise ValueError(f"student ema must be in [0, 1) (0 turns it off; 0.999 averages "
+                             f"about the last thousand steps), got {self.ema}")
         _check_int("student max_length", self.max_length, 1, 4096)
         _check_pos("grad_clip", self.grad_clip)
         if self.seed is not None:

@@ -167,7 +167,7 @@ def stage_student(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
         model = build_student(sc, vocab, task.num_labels, teacher.model, seed=seed)
         out_dir = run.file(f"{R.STUDENTS_DIR}/{name}")
         meta = {"variant": name, "label": STUDENT_LABELS[name], "mode": mode,
-                "params": num_parameters(model), "config": sc.to_dict(),
+                "params": num_parameters(model), "config": vc.to_dict(),
                 "teacher_tokenizer": str(run.file(R.TEACHER_DIR))}
 
         def on_best(net, best, out_dir=out_dir, meta=meta):

@@ -87,3 +87,32 @@ def test_markdown_without_references_or_onnx_teacher(sst2, tmp_path):
     text = md.read_text()
     assert "bert-large" not in text and "ONNX Runtime fp32" not in text
     assert "passes over the set" not in text  # one pass: no median to speak of
+
+
+def test_parallel_students_then_timing_one_run_at_a_time(tiny_config, tmp_path, monkeypatch):
+    """--jobs 2: the seeds' students train in two processes, then each run is timed alone."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))  # spawned workers import it by name
+    import sst2 as bench
+
+    from kdstudio import runs as R
+
+    tiny_config.save(tmp_path / "tiny.yaml")
+    rc = bench.main(["--config", str(tmp_path / "tiny.yaml"), "--seeds", "2", "--jobs", "2",
+                     "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "r.json"),
+                     "--markdown", str(tmp_path / "R.md"), "--skip-references"])
+    assert rc == 0
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert len(res["runs"]) == 2
+    assert {"teacher", "augment", "student", "quantize", "compare"} <= set(res["stage_seconds"])
+    stages = []
+    for path in res["runs"]:
+        run = R.Run(Path(path))
+        done = {e["stage"]: e["metrics"] for e in run.events("stage_finished")}
+        assert list(done) == list(R.STAGES)
+        stages.append(done)
+        assert run.status()["status"] == "done"
+    # The second seed took the teacher and the transfer set from the first one's cache.
+    assert stages[1]["teacher"]["cached"] and stages[1]["augment"]["cached"]
+    seeds = [json.loads((Path(p) / R.STUDENTS_DIR / "distilled" / "student.json").read_text())
+             ["config"]["seed"] for p in res["runs"]]
+    assert seeds == [1, 2]
