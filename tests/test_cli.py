@@ -35,3 +35,10 @@ def test_cli_reports_bad_config_without_traceback(tmp_path):
 def test_cli_rejects_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert main(["student", str(tmp_path)]) == 2
     assert "is not a run folder" in capsys.readouterr().err
+
+
+def test_set_reads_exponent_numbers_as_numbers():
+    from kdstudio.cli import _parse_sets
+
+    assert _parse_sets(["student.learning_rate=4e-3", "name=run1e5x", "student.epochs=2"]) == \
+        {"student.learning_rate": 0.004, "name": "run1e5x", "student.epochs": 2}
