@@ -315,6 +315,12 @@ def _done(run: R.Run, stage: str) -> bool:
     return any(e["stage"] == stage for e in run.events("stage_finished"))
 
 
+def _add_stage_seconds(stage_seconds: dict, run: R.Run, stages) -> None:
+    for e in run.events("stage_finished"):
+        if e["stage"] in stages:
+            stage_seconds[e["stage"]] = stage_seconds.get(e["stage"], 0.0) + e["seconds"]
+
+
 def _train_one_seed(path: str, stages: list[str], threads: int) -> str:
     import torch
 
@@ -339,8 +345,7 @@ def train_students_in_parallel(runs: list[R.Run], jobs: int, stage_seconds: dict
     if run_stages(first, ["teacher", "augment"]) != "done":
         print(f"run failed: {first.status()}", file=sys.stderr)
         return False
-    for e in first.events("stage_finished"):
-        stage_seconds[e["stage"]] = stage_seconds.get(e["stage"], 0.0) + e["seconds"]
+    _add_stage_seconds(stage_seconds, first, ("teacher", "augment"))
     threads = max(1, (os.cpu_count() or 1) // jobs)
     t0 = time.time()
     with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as ex:
@@ -397,14 +402,9 @@ def main(argv: list[str] | None = None) -> int:
         if run_stages(run, [s for s in R.STAGES if not _done(run, s)]) != "done":
             print(f"run failed: {run.status()}", file=sys.stderr)
             return 1
-        if args.jobs <= 1:
-            for e in run.events("stage_finished"):
-                stage_seconds[e["stage"]] = stage_seconds.get(e["stage"], 0.0) + e["seconds"]
-        else:
-            for e in run.events("stage_finished"):
-                if e["stage"] in ("quantize", "compare"):
-                    stage_seconds[e["stage"]] = stage_seconds.get(e["stage"], 0.0) + \
-                        e["seconds"]
+        # With --jobs the parallel part's stages were counted as its wall time already.
+        _add_stage_seconds(stage_seconds, run,
+                           R.STAGES if args.jobs <= 1 else ("quantize", "compare"))
         per_seed.append(run.results()["rows"])
         last = run
         print(run.file(R.RESULTS_MD).read_text(), flush=True)

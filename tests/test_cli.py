@@ -39,6 +39,10 @@ def test_cli_rejects_a_folder_that_is_not_a_run(tmp_path, capsys):
 
 def test_set_reads_exponent_numbers_as_numbers():
     from kdstudio.cli import _parse_sets
+    from kdstudio.config import RunConfig
 
-    assert _parse_sets(["student.learning_rate=4e-3", "name=run1e5x", "student.epochs=2"]) == \
-        {"student.learning_rate": 0.004, "name": "run1e5x", "student.epochs": 2}
+    cfg = RunConfig().with_overrides(_parse_sets(
+        ["student.learning_rate=4e-3", "name=run1e5x", "student.epochs=2",
+         "data.dataset=1e5"]))
+    assert (cfg.student.learning_rate, cfg.name, cfg.student.epochs, cfg.data.dataset) == \
+        (0.004, "run1e5x", 2, "1e5")

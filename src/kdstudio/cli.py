@@ -4,7 +4,6 @@ subcommand per stage on an existing run folder."""
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
@@ -50,12 +49,7 @@ def _parse_sets(items: list[str]) -> dict:
         if "=" not in item:
             raise ValueError(f"--set takes key=value (e.g. student.epochs=3), got {item!r}")
         k, v = item.split("=", 1)
-        value = yaml.safe_load(v)
-        # YAML 1.1 reads 4e-3 (no dot in the mantissa) as a string.
-        if isinstance(value, str) and re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+",
-                                                   value.strip()):
-            value = float(value)
-        out[k.strip()] = value
+        out[k.strip()] = yaml.safe_load(v)
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -67,6 +68,13 @@ class _Section:
                 f"unknown {cls.__name__} setting(s): {', '.join(unknown)}; "
                 f"allowed: {', '.join(sorted(known))}"
             )
+        for f in fields(cls):  # type: ignore[arg-type]
+            v = d.get(f.name)
+            # YAML 1.1 reads 4e-3 (no dot in the mantissa) as a string; a float setting
+            # takes it as the number it is.
+            if isinstance(v, str) and str(f.type).split(" |")[0] == "float" and \
+                    re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+", v.strip()):
+                d[f.name] = float(v)
         return cls(**d)
 
 

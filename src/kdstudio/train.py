@@ -12,11 +12,10 @@ process evaluates the small validation set itself and only the main one saves).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -172,7 +171,7 @@ def train_student(model: BiLSTMClassifier, train: TrainSet, val_ids: list[np.nda
         return float((logits.argmax(-1) == val_labels).mean())
 
     def averaged():  # the weights evaluated and kept: the average's when there is one
-        return average.applied() if average is not None else contextlib.nullcontext()
+        return average.applied() if average is not None else nullcontext()
 
     for epoch in range(1, cfg.epochs + 1):
         loader = torch.utils.data.DataLoader(
@@ -217,9 +216,9 @@ def train_student(model: BiLSTMClassifier, train: TrainSet, val_ids: list[np.nda
                                 best_val_accuracy=max(val_acc, best["val_accuracy"]))
                 if val_acc > best["val_accuracy"]:
                     best = {"val_accuracy": val_acc, "step": step, "epoch": epoch}
+                    bad_evals = 0
                     with averaged():
                         best_state = copy.deepcopy(acc.unwrap_model(model).state_dict())
-                        bad_evals = 0
                         if on_best is not None and acc.is_main_process:
                             on_best(acc.unwrap_model(model), best)
                 else:
