@@ -28,6 +28,7 @@ from kdstudio import runs as R
 from kdstudio.cli import _parse_sets
 from kdstudio.config import RunConfig
 from kdstudio.pipeline import environment, run_stages
+from kdstudio.probe import DRIFT, drift, host_probe
 
 ROOT = Path(__file__).resolve().parent
 
@@ -308,7 +309,54 @@ def write_markdown(path: Path, res: dict) -> None:
             for k, v in res.get("cached_stage_seconds", {}).items()) or "none") + ".",
         "",
     ]
+    lines += host_lines(res)
     path.write_text("\n".join(lines))
+
+
+def _previous_probe(path: Path) -> dict | None:
+    """The host probe of the run whose results ``path`` holds now (about to be replaced)."""
+    try:
+        old = json.loads(path.read_text())
+        return {**old["host_probe"]["before"], "date": old["date"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def host_lines(res: dict) -> list[str]:
+    """What the host probe says about this run's speed rows, for the Markdown."""
+    probes = res.get("host_probe")
+    if not probes:
+        return []
+
+    def reading(p):
+        return f"{p['int8_bilstm_b1_ms']:.3f} ms / {p['torch_matmul_ms']:.3f} ms"
+
+    before, after = probes["before"], probes["after"]
+    lines = [
+        "## The host's speed",
+        "",
+        "A fixed workload (`kdstudio.probe.host_probe`: an untrained int8 BiLSTM of the "
+        "student's shape at batch 1 in ONNX Runtime / a teacher-sized matrix product in "
+        "PyTorch, median ms) timed before the first run's timing and after the last row: "
+        f"{reading(before)} before, {reading(after)} after.",
+    ]
+    changed = {k: v for k, v in drift(before, after).items() if v > DRIFT}
+    if changed:
+        moved = ", ".join(f"{k} {v:.2f}x" for k, v in changed.items())
+        lines.append(
+            f"**The host changed speed during the timing** ({moved}, "
+            f"over the {DRIFT}x this benchmark tolerates): the speed rows of different runs "
+            "are not comparable, and a speed target missed in this run may be the host's.")
+    prev = probes.get("previous")
+    if prev:
+        slower = {k: v for k, v in drift(before, prev).items() if v > DRIFT}
+        lines.append(
+            f"The previous run of this command ({prev['date']}) read {reading(prev)} before "
+            "its timing" + (": " + ", ".join(
+                f"{k} {'slower' if before[k] > prev[k] else 'faster'} by {v:.2f}x here"
+                for k, v in slower.items()) + "." if slower else
+                f", within {DRIFT}x of this run's."))
+    return lines + [""]
 
 
 def _done(run: R.Run, stage: str) -> bool:
@@ -398,6 +446,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seed {seed}: {runs[-1].path}", flush=True)
     if args.jobs > 1 and not train_students_in_parallel(runs, args.jobs, stage_seconds):
         return 1
+    # The same fixed workload before the first run's timing and after the last row's: a
+    # host that slowed down (or sped up) in between shows in the speed rows as well.
+    threads = environment(base.compare.threads)["threads"]
+    probes = {"before": host_probe(threads)}
     for run in runs:
         if run_stages(run, [s for s in R.STAGES if not _done(run, s)]) != "done":
             print(f"run failed: {run.status()}", file=sys.stderr)
@@ -428,6 +480,10 @@ def main(argv: list[str] | None = None) -> int:
         refs = reference_rows(teacher.tokenizer, task.validation.texts,
                               task.validation.labels, base)
         stage_seconds["references"] = time.time() - t0
+    probes["after"] = host_probe(threads)
+    previous = _previous_probe(Path(args.out))
+    if previous:
+        probes["previous"] = previous
     add_speedups(rows)
     # Rows measured once (not per seed) get the summary's column names, then its ratios.
     for r in [ort_teacher, *refs]:
@@ -445,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
         "seeds": seeds, "train_size": len(task.train), "validation_size": len(task.validation),
         "transfer_rows": len(transfer), "transfer_augmented": int((transfer["label"] < 0).sum()),
         "rows": rows, "teacher_onnx": ort_teacher, "references": refs,
-        "stage_seconds": stage_seconds,
+        "stage_seconds": stage_seconds, "host_probe": probes,
         "total_seconds": total, "runs": [str(p) for p in sorted(Path(args.runs_dir).glob(
             f"*-{base.name}-s*"))][-len(seeds):],
     }

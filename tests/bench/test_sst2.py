@@ -87,6 +87,50 @@ def test_markdown_without_references_or_onnx_teacher(sst2, tmp_path):
     text = md.read_text()
     assert "bert-large" not in text and "ONNX Runtime fp32" not in text
     assert "passes over the set" not in text  # one pass: no median to speak of
+    assert "The host's speed" not in text  # results written before the probe existed
+
+
+def _probe(lstm_ms: float, mm_ms: float) -> dict:
+    return {"int8_bilstm_b1_ms": lstm_ms, "torch_matmul_ms": mm_ms, "threads": 2, "calls": 9}
+
+
+def test_markdown_flags_a_host_that_changed_speed(sst2, tmp_path):
+    rows = sst2.summarise([_seed_rows(0.88)], "mse")
+    sst2.add_speedups(rows)
+    res = {"command": "python bench/sst2.py", "date": "today", "total_seconds": 60.0,
+           "environment": {"cpu": "cpu", "cores": 2, "threads": 2, "torch": "t",
+                           "onnxruntime": "o", "transformers": "x", "python": "p"},
+           "train_size": 10, "transfer_rows": 20, "transfer_augmented": 10,
+           "validation_size": 5, "seeds": [1], "config": {"seed": 42},
+           "rows": rows, "references": [], "stage_seconds": {},
+           "targets": sst2.check_targets(rows, 60.0, {})}
+    md = tmp_path / "RESULTS.md"
+
+    res["host_probe"] = {"before": _probe(0.10, 0.50), "after": _probe(0.11, 0.52)}
+    sst2.write_markdown(md, res)
+    text = md.read_text()
+    assert "0.100 ms / 0.500 ms before, 0.110 ms / 0.520 ms after" in text
+    assert "changed speed" not in text
+
+    res["host_probe"] = {"before": _probe(0.10, 0.50), "after": _probe(0.21, 0.55),
+                         "previous": {**_probe(0.09, 0.30), "date": "yesterday"}}
+    sst2.write_markdown(md, res)
+    text = md.read_text()
+    assert "**The host changed speed during the timing** (int8_bilstm_b1_ms 2.10x" in text
+    assert "torch_matmul_ms 1.10x" not in text  # within the tolerance
+    assert "The previous run of this command (yesterday)" in text
+    assert "torch_matmul_ms slower by 1.67x here" in text
+    assert "int8_bilstm_b1_ms slower" not in text  # 0.10 vs 0.09: within the tolerance
+
+
+def test_previous_probe_is_read_from_the_results_about_to_be_replaced(sst2, tmp_path):
+    out = tmp_path / "r.json"
+    assert sst2._previous_probe(out) is None  # no earlier run
+    out.write_text(json.dumps({"date": "d", "rows": []}))
+    assert sst2._previous_probe(out) is None  # an earlier run without a probe
+    out.write_text(json.dumps({"date": "d", "host_probe": {"before": _probe(0.1, 0.5),
+                                                           "after": _probe(0.2, 0.5)}}))
+    assert sst2._previous_probe(out) == {**_probe(0.1, 0.5), "date": "d"}
 
 
 def test_parallel_students_then_timing_one_run_at_a_time(tiny_config, tmp_path, monkeypatch):
@@ -104,6 +148,8 @@ def test_parallel_students_then_timing_one_run_at_a_time(tiny_config, tmp_path, 
     res = json.loads((tmp_path / "r.json").read_text())
     assert len(res["runs"]) == 2
     assert {"teacher", "augment", "student", "quantize", "compare"} <= set(res["stage_seconds"])
+    assert set(res["host_probe"]) == {"before", "after"}
+    assert res["host_probe"]["before"]["int8_bilstm_b1_ms"] > 0
     stages = []
     for path in res["runs"]:
         run = R.Run(Path(path))
