@@ -28,7 +28,7 @@ from kdstudio import runs as R
 from kdstudio.cli import _parse_sets
 from kdstudio.config import RunConfig
 from kdstudio.pipeline import environment, run_stages
-from kdstudio.probe import DRIFT, drift, host_probe
+from kdstudio.probe import DRIFT, drift, host_probe_in_fresh_process
 
 ROOT = Path(__file__).resolve().parent
 
@@ -89,19 +89,23 @@ def teacher_onnx_row(teacher, texts, labels, cfg) -> dict:
     The table's teacher row runs in PyTorch (as the studio serves it) and the int8 student in
     ONNX Runtime, so part of that speed-up is the runtime's; this row shows how much.
     """
-    from kdstudio.compare import measure, onnx_teacher_predictor
+    from functools import partial
+
+    from kdstudio.compare import measure, measure_isolated, onnx_teacher_predictor_from
     from kdstudio.quantize import export_teacher
 
+    cc = cfg.compare
     with tempfile.TemporaryDirectory() as d:
         path = export_teacher(teacher.model, Path(d) / "teacher.onnx")
-        p = onnx_teacher_predictor(path, teacher, cfg.compare.threads,
-                                   name="teacher, ONNX Runtime fp32 (same weights)",
-                                   kind="teacher-onnx")
-        cc = cfg.compare
-        row = measure(p, texts, labels, None, latency_samples=len(texts), warmup=cc.warmup,
-                      batch_size=cc.throughput_batch_size,
-                      min_seconds=cc.throughput_min_seconds,
-                      max_passes=cc.throughput_max_passes)
+        build = partial(onnx_teacher_predictor_from, path, teacher.tokenizer,
+                        teacher.max_length, teacher.num_parameters(), cc.threads,
+                        name="teacher, ONNX Runtime fp32 (same weights)", kind="teacher-onnx")
+        how = dict(latency_samples=len(texts), warmup=cc.warmup,
+                   batch_size=cc.throughput_batch_size, min_seconds=cc.throughput_min_seconds,
+                   max_passes=cc.throughput_max_passes)
+        # In a process of its own, as the pipeline times its ONNX Runtime rows.
+        row = (measure_isolated(build, texts, labels, None, **how) if cc.isolate_onnx
+               else measure(build(), texts, labels, None, **how))
     row.pop("_pred")
     return row
 
@@ -449,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     # The same fixed workload before the first run's timing and after the last row's: a
     # host that slowed down (or sped up) in between shows in the speed rows as well.
     threads = environment(base.compare.threads)["threads"]
-    probes = {"before": host_probe(threads)}
+    probes = {"before": host_probe_in_fresh_process(threads=threads)}
     for run in runs:
         if run_stages(run, [s for s in R.STAGES if not _done(run, s)]) != "done":
             print(f"run failed: {run.status()}", file=sys.stderr)
@@ -480,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
         refs = reference_rows(teacher.tokenizer, task.validation.texts,
                               task.validation.labels, base)
         stage_seconds["references"] = time.time() - t0
-    probes["after"] = host_probe(threads)
+    probes["after"] = host_probe_in_fresh_process(threads=threads)
     previous = _previous_probe(Path(args.out))
     if previous:
         probes["previous"] = previous

@@ -36,3 +36,31 @@ def test_throughput_repeats_passes_up_to_the_limit():
     row = measure(_predictor(calls), TEXTS, None, None, latency_samples=1, warmup=0,
                   batch_size=5, min_seconds=60.0, max_passes=3)
     assert row["throughput_passes"] == 3 and calls == [1, 5, 5, 5, 5]
+
+
+def _toy_predictor(name: str) -> Predictor:
+    """Module-level, so that a spawned process can build it from a pickled partial."""
+    import os
+
+    def run(batch):
+        return np.stack([np.array([0.0, 1.0]) if "good" in t else np.array([1.0, 0.0])
+                         for t in batch])
+
+    return Predictor(f"{name} in {os.getpid()}", "student-int8", lambda texts: list(texts),
+                     run, 10, 40, "python")
+
+
+def test_measure_isolated_builds_and_measures_in_another_process():
+    import os
+    from functools import partial
+
+    from kdstudio.compare import measure_isolated
+
+    labels, teacher = np.array([1, 0, 1, 0, 0]), np.array([1, 0, 1, 0, 1])
+    how = dict(latency_samples=5, warmup=1, batch_size=2)
+    here = measure(_toy_predictor("toy"), TEXTS, labels, teacher, **how)
+    there = measure_isolated(partial(_toy_predictor, "toy"), TEXTS, labels, teacher, **how)
+    assert there["name"] != f"toy in {os.getpid()}" and there["name"].startswith("toy in ")
+    for key in ("accuracy", "agreement_with_teacher", "params", "size_mb", "kind"):
+        assert there[key] == here[key]
+    assert (there["_pred"] == here["_pred"]).all()

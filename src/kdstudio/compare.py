@@ -84,17 +84,25 @@ def onnx_student_predictor(name: str, kind: str, onnx_path: Path, vocab: Student
 
 def onnx_teacher_predictor(onnx_path: Path, teacher: Teacher, threads: int | None = None,
                            name: str = "teacher int8", kind: str = "teacher-int8") -> Predictor:
+    return onnx_teacher_predictor_from(onnx_path, teacher.tokenizer, teacher.max_length,
+                                       teacher.num_parameters(), threads, name, kind)
+
+
+def onnx_teacher_predictor_from(onnx_path: Path, tokenizer, max_length: int, params: int,
+                                threads: int | None = None, name: str = "teacher int8",
+                                kind: str = "teacher-int8") -> Predictor:
+    """The teacher in ONNX Runtime from its tokenizer alone (picklable arguments, so that
+    :func:`measure_isolated` can build it in a process of its own)."""
     sess = session(onnx_path, threads)
 
     def encode(texts):
-        enc = teacher.tokenizer(texts, padding=True, truncation=True,
-                                max_length=teacher.max_length, return_tensors="np")
+        enc = tokenizer(texts, padding=True, truncation=True, max_length=max_length,
+                        return_tensors="np")
         return {"input_ids": enc["input_ids"].astype(np.int64),
                 "attention_mask": enc["attention_mask"].astype(np.int64)}
 
-    return Predictor(name, kind, encode,
-                     lambda feeds: sess.run(["logits"], feeds)[0], teacher.num_parameters(),
-                     onnx_path.stat().st_size, "onnxruntime")
+    return Predictor(name, kind, encode, lambda feeds: sess.run(["logits"], feeds)[0],
+                     params, onnx_path.stat().st_size, "onnxruntime")
 
 
 def measure(p: Predictor, texts: list[str], labels: np.ndarray | None,
@@ -152,6 +160,27 @@ def measure(p: Predictor, texts: list[str], labels: np.ndarray | None,
         "throughput_passes": len(passes),
         "_pred": pred,
     }
+
+
+def _measure_built(build: Callable[[], Predictor], *args, **kwargs) -> dict[str, Any]:
+    return measure(build(), *args, **kwargs)
+
+
+def measure_isolated(build: Callable[[], Predictor], *args, **kwargs) -> dict[str, Any]:
+    """:func:`measure` on the predictor ``build()`` makes, in a fresh process of its own.
+
+    For ONNX Runtime rows. Once PyTorch has run a multi-threaded operation in a process, its
+    OpenMP threads slow ONNX Runtime's multi-threaded calls in that process down: the int8
+    SST-2 student took 0.22 ms per sentence at batch 1 instead of 0.09 after a teacher pass
+    on 2 threads (bench/NOTES.md). A deployed int8 student runs without PyTorch, so it is
+    timed without it. ``build`` and the arguments must pickle (a ``functools.partial`` of a
+    module-level function, such as :func:`onnx_student_predictor`).
+    """
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as ex:
+        return ex.submit(_measure_built, build, *args, **kwargs).result()
 
 
 def add_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ import platform
 import time
 import traceback
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -249,13 +250,15 @@ def stage_compare(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
     import torch
 
     from .compare import (
+        Predictor,
         add_ratios,
         figures,
         load_students,
         markdown_table,
         measure,
+        measure_isolated,
         onnx_student_predictor,
-        onnx_teacher_predictor,
+        onnx_teacher_predictor_from,
         student_predictor,
         teacher_predictor,
     )
@@ -268,10 +271,13 @@ def stage_compare(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
     if not students:
         raise RuntimeError("this run has no trained student yet: run the student stage first")
     tok, L = teacher.tokenizer, cfg.student.max_length
-    preds = [teacher_predictor(teacher, run.file(R.TEACHER_DIR))]
+    # Predictors, or for ONNX Runtime rows the (picklable) recipe of one: see
+    # CompareConfig.isolate_onnx.
+    preds: list = [teacher_predictor(teacher, run.file(R.TEACHER_DIR))]
     if run.file(f"{R.ONNX_DIR}/teacher.int8.onnx").exists():
-        preds.append(onnx_teacher_predictor(run.file(f"{R.ONNX_DIR}/teacher.int8.onnx"),
-                                            teacher, cc.threads))
+        preds.append(partial(onnx_teacher_predictor_from,
+                             run.file(f"{R.ONNX_DIR}/teacher.int8.onnx"), tok,
+                             teacher.max_length, teacher.num_parameters(), cc.threads))
     for name in ("baseline", "distilled-noaug", "distilled"):
         if name not in students:
             continue
@@ -284,21 +290,26 @@ def stage_compare(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
                                     (".int8.onnx", "student-int8", "student ONNX int8")):
             path = run.file(f"{R.ONNX_DIR}/distilled{suffix}")
             if path.exists():
-                preds.append(onnx_student_predictor(label, kind, path, vocab, tok, L,
-                                                    meta["params"], cc.threads))
+                preds.append(partial(onnx_student_predictor, label, kind, path, vocab, tok,
+                                     L, meta["params"], cc.threads))
     texts, labels = task.validation.texts, task.validation.labels
     rows, teacher_pred = [], None
     progress = Progress("compare", total=len(preds))
     for k, p in enumerate(preds):
-        row = measure(p, texts, labels, teacher_pred, latency_samples=cc.latency_samples,
-                      warmup=cc.warmup, batch_size=cc.throughput_batch_size, seed=cfg.seed,
-                      min_seconds=cc.throughput_min_seconds,
-                      max_passes=cc.throughput_max_passes)
-        if p.kind == "teacher":
+        how = dict(latency_samples=cc.latency_samples, warmup=cc.warmup,
+                   batch_size=cc.throughput_batch_size, seed=cfg.seed,
+                   min_seconds=cc.throughput_min_seconds, max_passes=cc.throughput_max_passes)
+        if isinstance(p, Predictor):
+            row = measure(p, texts, labels, teacher_pred, **how)
+        elif cc.isolate_onnx:
+            row = measure_isolated(p, texts, labels, teacher_pred, **how)
+        else:
+            row = measure(p(), texts, labels, teacher_pred, **how)
+        if row["kind"] == "teacher":
             teacher_pred = row["_pred"]
             row["agreement_with_teacher"] = 1.0
         rows.append(row)
-        progress.update(k + 1, model=p.name)
+        progress.update(k + 1, model=row["name"])
         report(progress)
     rows = add_ratios(rows)
     results = {"run": run.id, "dataset": task.source, "validation_size": len(texts),

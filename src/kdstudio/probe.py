@@ -78,6 +78,17 @@ def host_probe(threads: int = 2, calls: int = 300, warmup: int = 30, seed: int =
             "calls": calls}
 
 
+def host_probe_in_fresh_process(**kwargs) -> dict:
+    """:func:`host_probe` in a new process: one that has run PyTorch on several threads
+    slows ONNX Runtime's calls down by itself (see ``CompareConfig.isolate_onnx``), which
+    would read as a slow host."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as ex:
+        return ex.submit(host_probe, **kwargs).result()
+
+
 def drift(a: dict, b: dict) -> dict[str, float]:
     """For each workload, the slower of two probes' readings over the faster (≥ 1)."""
     return {k: max(a[k], b[k]) / min(a[k], b[k])
