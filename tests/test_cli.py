@@ -21,6 +21,19 @@ def test_cli_runs_the_pipeline_and_stage_subcommands(tiny_config, tmp_path, caps
     assert run.id in capsys.readouterr().out
 
 
+def test_python_m_kdstudio_times_onnx_rows_in_spawned_processes(tiny_config, tmp_path):
+    """The studio's jobs run ``python -m kdstudio``; the compare stage spawns a process per
+    ONNX Runtime row (compare.isolate_onnx), which must not rerun the command line."""
+    cfg = tmp_path / "c.yaml"
+    tiny_config.with_overrides({"student.train_soft_no_aug": False, "student.epochs": 1,
+                                "compare.isolate_onnx": True}).save(cfg)
+    p = subprocess.run([sys.executable, "-m", "kdstudio", "--runs-dir", str(tmp_path / "r"),
+                        "run", "--config", str(cfg)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "| student ONNX int8 |" in p.stdout
+    assert len(list_runs(tmp_path / "r")) == 1
+
+
 def test_cli_reports_bad_config_without_traceback(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("augment:\n  p_mask: 0.7\n  p_pos: 0.6\n")
