@@ -233,7 +233,10 @@ def write_markdown(path: Path, res: dict) -> None:
         + (f", batch 32 the median of up to {passes} passes over the set (one pass for the "
            "minutes-long reference rows)" if passes > 1 else "")
         + "; each row is the median over the seeds' runs. PyTorch rows run in PyTorch, the "
-        "int8 row in ONNX Runtime; all on the same 2 threads. Speed-ups are against the "
+        "int8 row in ONNX Runtime; all on the same 2 threads"
+        + (", each ONNX Runtime row in a fresh process of its own (`compare.isolate_onnx`, "
+           "bench/NOTES.md)" if res["config"].get("compare", {}).get("isolate_onnx") else "")
+        + ". Speed-ups are against the "
         "teacher in PyTorch"
         + ("; the teacher in ONNX Runtime fp32 is measured too (once, after the seeds), to "
            "show how much of the speed-up is the runtime's." if res.get("teacher_onnx")

@@ -169,12 +169,14 @@ def _measure_built(build: Callable[[], Predictor], *args, **kwargs) -> dict[str,
 def measure_isolated(build: Callable[[], Predictor], *args, **kwargs) -> dict[str, Any]:
     """:func:`measure` on the predictor ``build()`` makes, in a fresh process of its own.
 
-    For ONNX Runtime rows. Once PyTorch has run a multi-threaded operation in a process, its
-    OpenMP threads slow ONNX Runtime's multi-threaded calls in that process down: the int8
-    SST-2 student took 0.22 ms per sentence at batch 1 instead of 0.09 after a teacher pass
-    on 2 threads (bench/NOTES.md). A deployed int8 student runs without PyTorch, so it is
-    timed without it. ``build`` and the arguments must pickle (a ``functools.partial`` of a
-    module-level function, such as :func:`onnx_student_predictor`).
+    For ONNX Runtime rows. On a 2-core machine ONNX Runtime's 2-thread calls now and then
+    run 2.4x slower in a process, and stay slow for that process's life: the int8 SST-2
+    student took 0.21-0.23 ms per sentence at batch 1 instead of 0.09 for every seed of two
+    benchmark runs that timed all rows in one process, more often once PyTorch had run there
+    on 2 threads (bench/NOTES.md). A fresh process per row makes each row's draw its own,
+    and times the student as it is deployed, without PyTorch beside it. ``build`` and the
+    arguments must pickle (a ``functools.partial`` of a module-level function, such as
+    :func:`onnx_student_predictor`).
     """
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor

@@ -319,9 +319,10 @@ class CompareConfig(_Section):
     throughput_max_passes: int = 5
     #: Threads for timing (PyTorch and ONNX Runtime alike); None: library default.
     threads: int | None = None
-    #: Measure the ONNX Runtime rows each in a fresh process: PyTorch's OpenMP threads slow
-    #: ONNX Runtime down in a process that has run PyTorch on several threads (2.3x for the
-    #: int8 student at batch 1 on SST-2, bench/NOTES.md). Costs a few seconds per row.
+    #: Measure the ONNX Runtime rows each in a fresh process: multi-threaded ONNX Runtime
+    #: calls can run 2.4x slower for the whole life of a process, more often one that has
+    #: run PyTorch on several threads (the int8 student at batch 1 on SST-2, bench/NOTES.md).
+    #: Costs a few seconds per row.
     isolate_onnx: bool = True
 
     def __post_init__(self) -> None:

@@ -1,9 +1,8 @@
 """A fixed workload timed on this host, to tell a slow host from a slow model.
 
-Speed-ups in a comparison are ratios of two timings on one machine, but the two can suffer
-differently when the host slows down: on the shared CPU the SST-2 benchmark runs on, the
-int8 student's many small kernels took twice as long an hour later while the teacher's large
-matrix products slowed by a seventh (bench/NOTES.md). :func:`host_probe` times one workload
+Speed-ups in a comparison are ratios of two timings on one machine, and the two can suffer
+differently when the host slows down: the int8 student's many small kernels more than the
+teacher's large matrix products. :func:`host_probe` times one workload
 of each kind that never changes (fixed shapes, fixed random weights and inputs), so two runs'
 probes say whether their hosts were as fast, and a probe before and after a run's timing
 says whether the host changed during it.
@@ -79,9 +78,9 @@ def host_probe(threads: int = 2, calls: int = 300, warmup: int = 30, seed: int =
 
 
 def host_probe_in_fresh_process(**kwargs) -> dict:
-    """:func:`host_probe` in a new process: one that has run PyTorch on several threads
-    slows ONNX Runtime's calls down by itself (see ``CompareConfig.isolate_onnx``), which
-    would read as a slow host."""
+    """:func:`host_probe` in a new process: ONNX Runtime's calls can be slow for the life of
+    a process, more often one that has run PyTorch on several threads (see
+    ``CompareConfig.isolate_onnx``), which would read as a slow host."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 

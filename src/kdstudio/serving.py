@@ -308,9 +308,9 @@ def _load_models(run: Run) -> RunModels:
         _, vocab, meta = load_student(sdir)
         int8 = run.file(R.ONNX_DIR) / "distilled.int8.onnx"
         if int8.exists():
-            # One thread: a single sentence gains nothing from more, and ONNX Runtime's
-            # thread pool is slowed by PyTorch's in a process that also runs the teacher
-            # (2.3x at batch 1 on SST-2, bench/NOTES.md); one thread is not.
+            # One thread: a single sentence gains little from more, and 2-thread calls ran
+            # 2.4x slower in some processes, more often beside PyTorch as here; one thread
+            # never did in 16 processes (bench/NOTES.md, bench/omp_interference.py).
             preds["student-int8"] = onnx_student_predictor(
                 "student int8", "student-int8", int8, vocab, teacher.tokenizer, L,
                 meta["params"], threads=1)

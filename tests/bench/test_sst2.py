@@ -58,7 +58,8 @@ def test_summary_targets_and_markdown(sst2, tmp_path):
                            "onnxruntime": "o", "transformers": "x", "python": "p"},
            "train_size": 10, "transfer_rows": 20, "transfer_augmented": 10,
            "validation_size": 5, "seeds": [1, 2],
-           "config": {"seed": 42, "compare": {"throughput_max_passes": 5}},
+           "config": {"seed": 42, "compare": {"throughput_max_passes": 5,
+                                              "isolate_onnx": True}},
            "rows": rows, "teacher_onnx": onnx_teacher, "references": [ref],
            "stage_seconds": {"student": 60.0}, "cached_stage_seconds": {"teacher": 600.0},
            "targets": sst2.check_targets(rows, 4800.0, {"teacher": 600.0})}
@@ -68,6 +69,7 @@ def test_summary_targets_and_markdown(sst2, tmp_path):
     assert "teacher, ONNX Runtime fp32 (same weights)" in text
     assert "the int8 student is 50.0x faster at batch 1 and 80.0x at batch 32" in text
     assert "| whole benchmark ≤ 90 minutes (cold caches) |" in text
+    assert "each ONNX Runtime row in a fresh process of its own" in text
 
 
 def test_markdown_without_references_or_onnx_teacher(sst2, tmp_path):
@@ -87,6 +89,7 @@ def test_markdown_without_references_or_onnx_teacher(sst2, tmp_path):
     text = md.read_text()
     assert "bert-large" not in text and "ONNX Runtime fp32" not in text
     assert "passes over the set" not in text  # one pass: no median to speak of
+    assert "fresh process" not in text  # written before compare.isolate_onnx existed
     assert "The host's speed" not in text  # results written before the probe existed
 
 
