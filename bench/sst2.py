@@ -339,23 +339,29 @@ def host_lines(res: dict) -> list[str]:
         return f"{p['int8_bilstm_b1_ms']:.3f} ms / {p['torch_matmul_ms']:.3f} ms"
 
     before, after = probes["before"], probes["after"]
+    when = probes.get("before_what", "the first run's timing")
     lines = [
         "## The host's speed",
         "",
         "A fixed workload (`kdstudio.probe.host_probe`: an untrained int8 BiLSTM of the "
         "student's shape at batch 1 in ONNX Runtime / a teacher-sized matrix product in "
-        "PyTorch, median ms) timed before the first run's timing and after the last row: "
-        f"{reading(before)} before, {reading(after)} after.",
+        f"PyTorch, median ms) timed before {when} and "
+        f"after the last row: {reading(before)} before, {reading(after)} after.",
     ]
     changed = {k: v for k, v in drift(before, after).items() if v > DRIFT}
     if changed:
         moved = ", ".join(f"{k} {v:.2f}x" for k, v in changed.items())
         lines.append(
-            f"**The host changed speed during the timing** ({moved}, "
-            f"over the {DRIFT}x this benchmark tolerates): the speed rows of different runs "
-            "are not comparable, and a speed target missed in this run may be the host's.")
+            f"**The probe changed speed during the timing** ({moved}, "
+            f"over the {DRIFT}x this benchmark tolerates): the host may have changed speed, "
+            "so a speed target missed in this run may be the host's; or the probe's own "
+            "ONNX Runtime session drew a slow start (bench/NOTES.md, session 9).")
     prev = probes.get("previous")
-    if prev:
+    if prev and prev.get("threads") != before.get("threads"):
+        lines.append(f"The previous run of this command ({prev['date']}) probed on "
+                     f"{prev.get('threads')} threads, this one on {before.get('threads')}: "
+                     "not comparable.")
+    elif prev:
         slower = {k: v for k, v in drift(before, prev).items() if v > DRIFT}
         lines.append(
             f"The previous run of this command ({prev['date']}) read {reading(prev)} before "
@@ -456,7 +462,9 @@ def main(argv: list[str] | None = None) -> int:
     # The same fixed workload before the first run's timing and after the last row's: a
     # host that slowed down (or sped up) in between shows in the speed rows as well.
     threads = environment(base.compare.threads)["threads"]
-    probes = {"before": host_probe_in_fresh_process(threads=threads)}
+    probes = {"before": host_probe_in_fresh_process(threads=threads),
+              "before_what": "the first run's timing" if args.jobs > 1 else
+              "the first run's stages (--jobs 1 trains and times each run in turn)"}
     for run in runs:
         if run_stages(run, [s for s in R.STAGES if not _done(run, s)]) != "done":
             print(f"run failed: {run.status()}", file=sys.stderr)

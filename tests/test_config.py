@@ -69,3 +69,11 @@ def test_bad_yaml_file(tmp_path):
     p.write_text("student: [unclosed")
     with pytest.raises(ValueError, match="not valid YAML"):
         RunConfig.load(p)
+
+
+def test_isolate_onnx_must_be_a_bool():
+    from kdstudio.config import CompareConfig
+
+    assert CompareConfig().isolate_onnx is True
+    with pytest.raises(ValueError, match="isolate_onnx must be true or false, got 'false'"):
+        CompareConfig(isolate_onnx="false")

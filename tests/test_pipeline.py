@@ -174,3 +174,31 @@ def test_load_pretrained_teacher(tiny_config, finished_run, tmp_path):
     first = json.loads((finished_run.path / "teacher" / "teacher.json").read_text())
     assert m["fine_tuned_here"] is False
     assert m["val_accuracy"] == pytest.approx(first["val_accuracy"])
+
+
+@pytest.mark.parametrize("isolate", [True, False])
+def test_compare_times_onnx_rows_in_fresh_processes_when_asked(finished_run, tmp_path,
+                                                               monkeypatch, isolate):
+    import shutil
+
+    from kdstudio import compare
+
+    run = Run(shutil.copytree(finished_run.path, tmp_path / "run"))
+    run.config().with_overrides({"compare.isolate_onnx": isolate}).save(
+        run.path / "config.yaml")
+    built = []
+
+    def in_process(build, *args, **kwargs):  # the spawning itself: test_cli, test_compare
+        p = build()
+        built.append(p.kind)
+        return compare.measure(p, *args, **kwargs)
+
+    monkeypatch.setattr(compare, "measure_isolated", in_process)
+    assert run_stages(run, ["compare"]) == "done"
+    kinds = [r["kind"] for r in run.results()["rows"]]
+    onnx = [k for k in kinds if k in ("student-onnx", "student-int8", "teacher-int8")]
+    assert "student-int8" in onnx
+    assert built == (onnx if isolate else [])
+    said = "each in a fresh process" if isolate else "in this process, after the PyTorch rows"
+    assert run.results()["timing"]["onnx_rows"] == said
+    assert f"ONNX Runtime rows {said}." in run.file(R.RESULTS_MD).read_text()

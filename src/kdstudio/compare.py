@@ -169,13 +169,13 @@ def _measure_built(build: Callable[[], Predictor], *args, **kwargs) -> dict[str,
 def measure_isolated(build: Callable[[], Predictor], *args, **kwargs) -> dict[str, Any]:
     """:func:`measure` on the predictor ``build()`` makes, in a fresh process of its own.
 
-    For ONNX Runtime rows. On a 2-core machine ONNX Runtime's 2-thread calls now and then
-    run 2.4x slower in a process, and stay slow for that process's life: the int8 SST-2
-    student took 0.21-0.23 ms per sentence at batch 1 instead of 0.09 for every seed of two
-    benchmark runs that timed all rows in one process, more often once PyTorch had run there
-    on 2 threads (bench/NOTES.md). A fresh process per row makes each row's draw its own,
-    and times the student as it is deployed, without PyTorch beside it. ``build`` and the
-    arguments must pickle (a ``functools.partial`` of a module-level function, such as
+    For ONNX Runtime rows. On a 2-core machine ONNX Runtime's 2-thread sessions now and then
+    run 2.4x slower, and the slow draws cluster within a process: the int8 SST-2 student
+    took 0.21-0.23 ms per sentence at batch 1 instead of 0.09 for every seed of two
+    benchmark runs that timed all their rows in one process after PyTorch had run there
+    (bench/NOTES.md). A fresh process per row makes each row's draw its own, so a median
+    over seeds is not decided by one draw; a single row can still draw slow. ``build`` and
+    the arguments must pickle (a ``functools.partial`` of a module-level function, such as
     :func:`onnx_student_predictor`).
     """
     import multiprocessing as mp

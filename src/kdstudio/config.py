@@ -38,6 +38,11 @@ def _check_int(name: str, value: Any, lo: int, hi: int | None = None) -> None:
         raise ValueError(f"{name} must be {allowed}, got {value}")
 
 
+def _check_bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+
+
 def _check_pos(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ValueError(f"{name} must be a positive number, got {value!r}")
@@ -320,9 +325,8 @@ class CompareConfig(_Section):
     #: Threads for timing (PyTorch and ONNX Runtime alike); None: library default.
     threads: int | None = None
     #: Measure the ONNX Runtime rows each in a fresh process: multi-threaded ONNX Runtime
-    #: calls can run 2.4x slower for the whole life of a process, more often one that has
-    #: run PyTorch on several threads (the int8 student at batch 1 on SST-2, bench/NOTES.md).
-    #: Costs a few seconds per row.
+    #: sessions sometimes run 2.4x slower, and the slow draws cluster within a process (the
+    #: int8 student at batch 1 on SST-2, bench/NOTES.md). Costs a few seconds per row.
     isolate_onnx: bool = True
 
     def __post_init__(self) -> None:
@@ -335,6 +339,7 @@ class CompareConfig(_Section):
                              f"and 600, got {v!r}")
         self.throughput_min_seconds = float(v)
         _check_int("throughput_max_passes", self.throughput_max_passes, 1, 100)
+        _check_bool("isolate_onnx", self.isolate_onnx)
         if self.threads is not None:
             _check_int("threads", self.threads, 1)
 

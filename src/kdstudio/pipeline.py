@@ -319,14 +319,17 @@ def stage_compare(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
                                      f"sentences after {cc.warmup} warm-up calls",
                           "throughput": f"batch {cc.throughput_batch_size}, whole validation "
                                         f"set, median of up to {cc.throughput_max_passes} "
-                                        "passes"},
+                                        "passes",
+                          "onnx_rows": "each in a fresh process" if cc.isolate_onnx
+                          else "in this process, after the PyTorch rows"},
                "environment": environment(cc.threads)}
     (run.file(R.RESULTS_JSON)).write_text(json.dumps(results, indent=1))
     md = markdown_table(rows)
     run.file(R.RESULTS_MD).write_text(
         f"# Results: {run.id}\n\nValidation set: {task.source} ({len(texts)} sentences). "
         f"Timing: {results['timing']['what']}; {results['timing']['latency']}; throughput at "
-        f"{results['timing']['throughput']}. Machine: {results['environment']['cpu']}, "
+        f"{results['timing']['throughput']}; ONNX Runtime rows "
+        f"{results['timing']['onnx_rows']}. Machine: {results['environment']['cpu']}, "
         f"{results['environment']['threads']} threads.\n\n{md}")
     for name, fig in figures(rows).items():
         fig.write_html(run.file(f"{name}.html"), include_plotlyjs="directory")

@@ -310,7 +310,7 @@ def _load_models(run: Run) -> RunModels:
         if int8.exists():
             # One thread: a single sentence gains little from more, and 2-thread calls ran
             # 2.4x slower in some processes, more often beside PyTorch as here; one thread
-            # never did in 16 processes (bench/NOTES.md, bench/omp_interference.py).
+            # never did in 8 processes, 16 readings (bench/NOTES.md, omp_interference.py).
             preds["student-int8"] = onnx_student_predictor(
                 "student int8", "student-int8", int8, vocab, teacher.tokenizer, L,
                 meta["params"], threads=1)

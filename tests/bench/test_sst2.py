@@ -119,7 +119,7 @@ def test_markdown_flags_a_host_that_changed_speed(sst2, tmp_path):
                          "previous": {**_probe(0.09, 0.30), "date": "yesterday"}}
     sst2.write_markdown(md, res)
     text = md.read_text()
-    assert "**The host changed speed during the timing** (int8_bilstm_b1_ms 2.10x" in text
+    assert "**The probe changed speed during the timing** (int8_bilstm_b1_ms 2.10x" in text
     assert "torch_matmul_ms 1.10x" not in text  # within the tolerance
     assert "The previous run of this command (yesterday)" in text
     assert "torch_matmul_ms slower by 1.67x here" in text
@@ -151,7 +151,8 @@ def test_parallel_students_then_timing_one_run_at_a_time(tiny_config, tmp_path, 
     res = json.loads((tmp_path / "r.json").read_text())
     assert len(res["runs"]) == 2
     assert {"teacher", "augment", "student", "quantize", "compare"} <= set(res["stage_seconds"])
-    assert set(res["host_probe"]) == {"before", "after"}
+    assert set(res["host_probe"]) == {"before", "after", "before_what"}
+    assert res["host_probe"]["before_what"] == "the first run's timing"  # --jobs 2
     assert res["host_probe"]["before"]["int8_bilstm_b1_ms"] > 0
     stages = []
     for path in res["runs"]:

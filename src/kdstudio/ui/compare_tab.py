@@ -143,7 +143,10 @@ def show_results(run_id: str | None):
               f"{res.get('validation_size')} validation sentences\n"
               f"<span class='kd-muted'>Timing: {html.escape(timing.get('what', ''))}; latency "
               f"{html.escape(timing.get('latency', ''))}; throughput "
-              f"{html.escape(timing.get('throughput', ''))}. Machine: "
+              f"{html.escape(timing.get('throughput', ''))}"
+              + (f"; ONNX Runtime rows {html.escape(timing['onnx_rows'])}"
+                 if timing.get("onnx_rows") else "")
+              + ". Machine: "
               f"{html.escape(str(env.get('cpu', '?')))}, {env.get('threads', '?')} threads"
               f"{', GPU ' + html.escape(env['cuda']) if env.get('cuda') else ''}.</span>")
     return (header, pd.DataFrame(serving.comparison_table(res)), figs["accuracy_latency"],
