@@ -91,7 +91,7 @@ def teacher_onnx_row(teacher, texts, labels, cfg) -> dict:
     """
     from functools import partial
 
-    from kdstudio.compare import measure, measure_isolated, onnx_teacher_predictor_from
+    from kdstudio.compare import measure_built, onnx_teacher_predictor_from
     from kdstudio.quantize import export_teacher
 
     cc = cfg.compare
@@ -104,8 +104,7 @@ def teacher_onnx_row(teacher, texts, labels, cfg) -> dict:
                    batch_size=cc.throughput_batch_size, min_seconds=cc.throughput_min_seconds,
                    max_passes=cc.throughput_max_passes)
         # In a process of its own, as the pipeline times its ONNX Runtime rows.
-        row = (measure_isolated(build, texts, labels, None, **how) if cc.isolate_onnx
-               else measure(build(), texts, labels, None, **how))
+        row = measure_built(build, texts, labels, None, isolate=cc.isolate_onnx, **how)
     row.pop("_pred")
     return row
 

@@ -82,12 +82,6 @@ def onnx_student_predictor(name: str, kind: str, onnx_path: Path, vocab: Student
         "onnxruntime")
 
 
-def onnx_teacher_predictor(onnx_path: Path, teacher: Teacher, threads: int | None = None,
-                           name: str = "teacher int8", kind: str = "teacher-int8") -> Predictor:
-    return onnx_teacher_predictor_from(onnx_path, teacher.tokenizer, teacher.max_length,
-                                       teacher.num_parameters(), threads, name, kind)
-
-
 def onnx_teacher_predictor_from(onnx_path: Path, tokenizer, max_length: int, params: int,
                                 threads: int | None = None, name: str = "teacher int8",
                                 kind: str = "teacher-int8") -> Predictor:
@@ -178,11 +172,18 @@ def measure_isolated(build: Callable[[], Predictor], *args, **kwargs) -> dict[st
     the arguments must pickle (a ``functools.partial`` of a module-level function, such as
     :func:`onnx_student_predictor`).
     """
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
+    from .jobs import in_fresh_process
 
-    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as ex:
-        return ex.submit(_measure_built, build, *args, **kwargs).result()
+    return in_fresh_process(_measure_built, build, *args, **kwargs)
+
+
+def measure_built(build: Callable[[], Predictor], *args, isolate: bool,
+                  **kwargs) -> dict[str, Any]:
+    """:func:`measure` on ``build()``'s predictor: in a fresh process with ``isolate``
+    (:func:`measure_isolated`, ``CompareConfig.isolate_onnx``), in this one otherwise."""
+    if isolate:
+        return measure_isolated(build, *args, **kwargs)
+    return measure(build(), *args, **kwargs)
 
 
 def add_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

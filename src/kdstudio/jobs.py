@@ -23,6 +23,16 @@ from . import runs as R
 from .runs import Run
 
 
+def in_fresh_process(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` in a newly spawned Python process; its result (or its
+    exception) comes back here. ``fn`` and the arguments must pickle."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as ex:
+        return ex.submit(fn, *args, **kwargs).result()
+
+
 class JobBusy(RuntimeError):
     """Another job is already running under the same runs folder."""
 

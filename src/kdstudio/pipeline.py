@@ -256,7 +256,7 @@ def stage_compare(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
         load_students,
         markdown_table,
         measure,
-        measure_isolated,
+        measure_built,
         onnx_student_predictor,
         onnx_teacher_predictor_from,
         student_predictor,
@@ -295,16 +295,14 @@ def stage_compare(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
     texts, labels = task.validation.texts, task.validation.labels
     rows, teacher_pred = [], None
     progress = Progress("compare", total=len(preds))
+    how = dict(latency_samples=cc.latency_samples, warmup=cc.warmup,
+               batch_size=cc.throughput_batch_size, seed=cfg.seed,
+               min_seconds=cc.throughput_min_seconds, max_passes=cc.throughput_max_passes)
     for k, p in enumerate(preds):
-        how = dict(latency_samples=cc.latency_samples, warmup=cc.warmup,
-                   batch_size=cc.throughput_batch_size, seed=cfg.seed,
-                   min_seconds=cc.throughput_min_seconds, max_passes=cc.throughput_max_passes)
         if isinstance(p, Predictor):
             row = measure(p, texts, labels, teacher_pred, **how)
-        elif cc.isolate_onnx:
-            row = measure_isolated(p, texts, labels, teacher_pred, **how)
         else:
-            row = measure(p(), texts, labels, teacher_pred, **how)
+            row = measure_built(p, texts, labels, teacher_pred, isolate=cc.isolate_onnx, **how)
         if row["kind"] == "teacher":
             teacher_pred = row["_pred"]
             row["agreement_with_teacher"] = 1.0

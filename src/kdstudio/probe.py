@@ -81,11 +81,9 @@ def host_probe_in_fresh_process(**kwargs) -> dict:
     """:func:`host_probe` in a new process: ONNX Runtime's calls can be slow for the life of
     a process, more often one that has run PyTorch on several threads (see
     ``CompareConfig.isolate_onnx``), which would read as a slow host."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
+    from .jobs import in_fresh_process
 
-    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as ex:
-        return ex.submit(host_probe, **kwargs).result()
+    return in_fresh_process(host_probe, **kwargs)
 
 
 def drift(a: dict, b: dict) -> dict[str, float]:

@@ -72,18 +72,22 @@ def test_summary_targets_and_markdown(sst2, tmp_path):
     assert "each ONNX Runtime row in a fresh process of its own" in text
 
 
-def test_markdown_without_references_or_onnx_teacher(sst2, tmp_path):
-    """--skip-references, and JSON written before the ONNX teacher row existed."""
+def _one_seed_results(sst2, command: str) -> dict:
+    """Results of one seed, no reference rows, no ONNX teacher row, no host probe."""
     rows = sst2.summarise([_seed_rows(0.88)], "mse")
     sst2.add_speedups(rows)
-    res = {"command": "python bench/sst2.py --skip-references", "date": "today",
-           "total_seconds": 60.0,
-           "environment": {"cpu": "cpu", "cores": 2, "threads": 2, "torch": "t",
-                           "onnxruntime": "o", "transformers": "x", "python": "p"},
-           "train_size": 10, "transfer_rows": 20, "transfer_augmented": 10,
-           "validation_size": 5, "seeds": [1], "config": {"seed": 42},
-           "rows": rows, "references": [], "stage_seconds": {},
-           "targets": sst2.check_targets(rows, 60.0, {})}
+    return {"command": command, "date": "today", "total_seconds": 60.0,
+            "environment": {"cpu": "cpu", "cores": 2, "threads": 2, "torch": "t",
+                            "onnxruntime": "o", "transformers": "x", "python": "p"},
+            "train_size": 10, "transfer_rows": 20, "transfer_augmented": 10,
+            "validation_size": 5, "seeds": [1], "config": {"seed": 42},
+            "rows": rows, "references": [], "stage_seconds": {},
+            "targets": sst2.check_targets(rows, 60.0, {})}
+
+
+def test_markdown_without_references_or_onnx_teacher(sst2, tmp_path):
+    """--skip-references, and JSON written before the ONNX teacher row existed."""
+    res = _one_seed_results(sst2, "python bench/sst2.py --skip-references")
     md = tmp_path / "RESULTS.md"
     sst2.write_markdown(md, res)
     text = md.read_text()
@@ -98,15 +102,7 @@ def _probe(lstm_ms: float, mm_ms: float) -> dict:
 
 
 def test_markdown_flags_a_host_that_changed_speed(sst2, tmp_path):
-    rows = sst2.summarise([_seed_rows(0.88)], "mse")
-    sst2.add_speedups(rows)
-    res = {"command": "python bench/sst2.py", "date": "today", "total_seconds": 60.0,
-           "environment": {"cpu": "cpu", "cores": 2, "threads": 2, "torch": "t",
-                           "onnxruntime": "o", "transformers": "x", "python": "p"},
-           "train_size": 10, "transfer_rows": 20, "transfer_augmented": 10,
-           "validation_size": 5, "seeds": [1], "config": {"seed": 42},
-           "rows": rows, "references": [], "stage_seconds": {},
-           "targets": sst2.check_targets(rows, 60.0, {})}
+    res = _one_seed_results(sst2, "python bench/sst2.py")
     md = tmp_path / "RESULTS.md"
 
     res["host_probe"] = {"before": _probe(0.10, 0.50), "after": _probe(0.11, 0.52)}
