@@ -77,3 +77,17 @@ def test_isolate_onnx_must_be_a_bool():
     assert CompareConfig().isolate_onnx is True
     with pytest.raises(ValueError, match="isolate_onnx must be true or false, got 'false'"):
         CompareConfig(isolate_onnx="false")
+
+
+@pytest.mark.parametrize("key", ["augment.ngram_mask", "student.freeze_embeddings",
+                                 "student.train_baseline", "student.train_soft_no_aug",
+                                 "quantize.teacher", "compare.isolate_onnx"])
+def test_switches_must_be_bools(key):
+    """A quoted "no" in a YAML file is a string, and a non-empty string is truthy: the run
+    would silently do the opposite of what was written."""
+    RunConfig().with_overrides({key: True})
+    RunConfig().with_overrides({key: False})
+    with pytest.raises(ValueError, match=r"must be true or false, got 'no'"):
+        RunConfig().with_overrides({key: "no"})
+    with pytest.raises(ValueError, match=r"must be true or false, got 1"):
+        RunConfig().with_overrides({key: 1})

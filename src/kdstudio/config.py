@@ -186,6 +186,7 @@ class AugmentConfig(_Section):
                 f"{float(self.p_mask) + float(self.p_pos):g}"
             )
         _check_int("n_iter", self.n_iter, 0, 1000)
+        _check_bool("ngram_mask", self.ngram_mask)
         _check_int("ngram_min", self.ngram_min, 1)
         _check_int("ngram_max", self.ngram_max, self.ngram_min)
         if self.max_sentences is not None:
@@ -268,6 +269,9 @@ class StudentConfig(_Section):
         _check_choice("embedding_init", self.embedding_init, ("teacher", "random"))
         if self.embedding_dim is not None:
             _check_int("embedding_dim", self.embedding_dim, 1, 4096)
+        _check_bool("freeze_embeddings", self.freeze_embeddings)
+        _check_bool("train_baseline", self.train_baseline)
+        _check_bool("train_soft_no_aug", self.train_soft_no_aug)
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         _check_choice("loss", self.loss, ("mse", "kl", "ce"))
@@ -306,6 +310,7 @@ class QuantizeConfig(_Section):
     opset: int = 17
 
     def __post_init__(self) -> None:
+        _check_bool("quantize teacher", self.teacher)
         _check_int("opset", self.opset, 14, 23)
 
 
