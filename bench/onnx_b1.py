@@ -9,10 +9,10 @@ median per call. Run each graph in its own process when comparing runtimes' thre
 from __future__ import annotations
 
 import sys
-import time
 
 import numpy as np
 
+from kdstudio.probe import median_call_ms
 from kdstudio.quantize import run_student_onnx, session
 
 
@@ -22,14 +22,8 @@ def median_ms(path: str, calls: int = 872, threads: int = 2) -> float:
     rng = np.random.default_rng(0)
     lengths = rng.integers(5, 40, size=calls)
     inputs = [rng.integers(1000, 5000, size=(1, int(n)), dtype=np.int64) for n in lengths]
-    for x in inputs[:50]:
-        run_student_onnx(sess, x)
-    times = []
-    for x in inputs:
-        start = time.perf_counter()
-        run_student_onnx(sess, x)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)) * 1e3
+    # Warm-up: the first 50 inputs; then every input is timed once.
+    return median_call_ms(lambda i: run_student_onnx(sess, inputs[i]), calls, warmup=50)
 
 
 if __name__ == "__main__":

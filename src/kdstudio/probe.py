@@ -25,7 +25,8 @@ MATMUL_SHAPE = (64, 384, 1536)
 DRIFT = 1.25
 
 
-def _median_ms(fn, calls: int, warmup: int) -> float:
+def median_call_ms(fn, calls: int, warmup: int) -> float:
+    """Median milliseconds of ``fn(i)`` over ``calls`` calls, after ``warmup`` untimed ones."""
     for i in range(warmup):
         fn(i)
     times = []
@@ -60,7 +61,7 @@ def host_probe(threads: int = 2, calls: int = 300, warmup: int = 30, seed: int =
         int8 = quantize_int8(fp32, Path(tmp) / "probe.int8.onnx")
         check_quantized(int8)
         sess = ort_session(int8, threads)
-        lstm_ms = _median_ms(lambda i: run_student_onnx(sess, inputs[i % len(inputs)]),
+        lstm_ms = median_call_ms(lambda i: run_student_onnx(sess, inputs[i % len(inputs)]),
                              calls, warmup)
 
     n, d, f = MATMUL_SHAPE
@@ -70,7 +71,7 @@ def host_probe(threads: int = 2, calls: int = 300, warmup: int = 30, seed: int =
     torch.set_num_threads(threads)
     try:
         with torch.no_grad():
-            mm_ms = _median_ms(lambda i: torch.mm(a, b), calls, warmup)
+            mm_ms = median_call_ms(lambda i: torch.mm(a, b), calls, warmup)
     finally:
         torch.set_num_threads(before)
     return {"int8_bilstm_b1_ms": lstm_ms, "torch_matmul_ms": mm_ms, "threads": threads,
