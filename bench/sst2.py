@@ -425,6 +425,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(ROOT / "sst2.yaml"))
     ap.add_argument("--seeds", type=int, default=3, help="student seeds (k)")
+    ap.add_argument("--first-seed", type=int, default=1,
+                    help="the students' seeds are first-seed, first-seed + 1, ... (more seeds "
+                         "of a setting measured before, over the same cached teacher and "
+                         "transfer set)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--runs-dir", default="runs/bench")
     ap.add_argument("--out", default=str(ROOT / "results" / "sst2.json"))
@@ -448,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t_start = time.time()
     base = RunConfig.load(args.config).with_overrides(_parse_sets(args.set))
-    seeds = list(range(1, args.seeds + 1))
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     per_seed, stage_seconds, last = [], {}, None
     runs = []
     for seed in seeds:
@@ -516,8 +520,7 @@ def main(argv: list[str] | None = None) -> int:
         "transfer_rows": len(transfer), "transfer_augmented": int((transfer["label"] < 0).sum()),
         "rows": rows, "teacher_onnx": ort_teacher, "references": refs,
         "stage_seconds": stage_seconds, "host_probe": probes,
-        "total_seconds": total, "runs": [str(p) for p in sorted(Path(args.runs_dir).glob(
-            f"*-{base.name}-s*"))][-len(seeds):],
+        "total_seconds": total, "runs": [str(run.path) for run in runs],
     }
     res["cached_stage_seconds"] = cached_stage_seconds(R.Run(Path(res["runs"][0])))
     res["targets"] = check_targets(rows, total, res["cached_stage_seconds"])

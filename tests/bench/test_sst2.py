@@ -140,12 +140,13 @@ def test_parallel_students_then_timing_one_run_at_a_time(tiny_config, tmp_path, 
     from kdstudio import runs as R
 
     tiny_config.save(tmp_path / "tiny.yaml")
-    rc = bench.main(["--config", str(tmp_path / "tiny.yaml"), "--seeds", "2", "--jobs", "2",
+    rc = bench.main(["--config", str(tmp_path / "tiny.yaml"), "--seeds", "2", "--first-seed", "3",
+                     "--jobs", "2",
                      "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "r.json"),
                      "--markdown", str(tmp_path / "R.md"), "--skip-references"])
     assert rc == 0
     res = json.loads((tmp_path / "r.json").read_text())
-    assert len(res["runs"]) == 2
+    assert len(res["runs"]) == 2 and res["seeds"] == [3, 4]
     assert {"teacher", "augment", "student", "quantize", "compare"} <= set(res["stage_seconds"])
     assert set(res["host_probe"]) == {"before", "after", "before_what"}
     assert res["host_probe"]["before_what"] == "the first run's timing"  # --jobs 2
@@ -161,4 +162,4 @@ def test_parallel_students_then_timing_one_run_at_a_time(tiny_config, tmp_path, 
     assert stages[1]["teacher"]["cached"] and stages[1]["augment"]["cached"]
     seeds = [json.loads((Path(p) / R.STUDENTS_DIR / "distilled" / "student.json").read_text())
              ["config"]["seed"] for p in res["runs"]]
-    assert seeds == [1, 2]
+    assert seeds == [3, 4]
