@@ -21,7 +21,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 CASES = {
     "torch 2 threads, ORT 2 threads": {"torch_threads": 2, "ort_threads": 2},
@@ -32,22 +31,20 @@ CASES = {
 
 
 def one_case(graph: str, torch_threads: int, ort_threads: int) -> dict:
-    import numpy as np
     import torch
     from onnx_b1 import median_ms
 
+    from kdstudio.probe import MATMUL_SHAPE, median_call_ms
+
     torch.set_num_threads(torch_threads)
     before = median_ms(graph, threads=ort_threads)
+    n, d, f = MATMUL_SHAPE  # (64, 384, 1536): a teacher's feed-forward product
     gen = torch.Generator().manual_seed(0)
-    a, b = torch.randn(64, 384, generator=gen), torch.randn(384, 1536, generator=gen)
-    times = []
-    for _ in range(2000):
-        start = time.perf_counter()
-        torch.mm(a, b)
-        times.append(time.perf_counter() - start)
+    a, b = torch.randn(n, d, generator=gen), torch.randn(d, f, generator=gen)
+    matmul_ms = median_call_ms(lambda i: torch.mm(a, b), 2000, warmup=0)
     after = median_ms(graph, threads=ort_threads)
     return {"ort_b1_ms_before_torch": before, "ort_b1_ms_after_torch": after,
-            "torch_matmul_ms": float(np.median(times)) * 1e3}
+            "torch_matmul_ms": matmul_ms}
 
 
 def main() -> int:

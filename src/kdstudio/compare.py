@@ -156,10 +156,6 @@ def measure(p: Predictor, texts: list[str], labels: np.ndarray | None,
     }
 
 
-def _measure_built(build: Callable[[], Predictor], *args, **kwargs) -> dict[str, Any]:
-    return measure(build(), *args, **kwargs)
-
-
 def measure_isolated(build: Callable[[], Predictor], *args, **kwargs) -> dict[str, Any]:
     """:func:`measure` on the predictor ``build()`` makes, in a fresh process of its own.
 
@@ -174,7 +170,7 @@ def measure_isolated(build: Callable[[], Predictor], *args, **kwargs) -> dict[st
     """
     from .jobs import in_fresh_process
 
-    return in_fresh_process(_measure_built, build, *args, **kwargs)
+    return in_fresh_process(measure_built, build, *args, isolate=False, **kwargs)
 
 
 def measure_built(build: Callable[[], Predictor], *args, isolate: bool,

@@ -62,7 +62,7 @@ def host_probe(threads: int = 2, calls: int = 300, warmup: int = 30, seed: int =
         check_quantized(int8)
         sess = ort_session(int8, threads)
         lstm_ms = median_call_ms(lambda i: run_student_onnx(sess, inputs[i % len(inputs)]),
-                             calls, warmup)
+                                 calls, warmup)
 
     n, d, f = MATMUL_SHAPE
     gen = torch.Generator().manual_seed(seed)
