@@ -148,8 +148,13 @@ def cached_stage_seconds(run: R.Run) -> dict[str, float | None]:
     """Original build time of each stage this run took from the cache (None: not recorded)."""
     out = {}
     for e in run.events("stage_finished"):
-        if isinstance(e.get("metrics"), dict) and e["metrics"].get("cached"):
-            out[e["stage"]] = e["metrics"].get("seconds")
+        m = e.get("metrics")
+        if isinstance(m, dict) and m.get("cached"):
+            out[e["stage"]] = m.get("seconds")
+        # The augment stage's "teacher-context" embedding table is cached on its own.
+        ctx = m.get("context_embeddings") if isinstance(m, dict) else None
+        if isinstance(ctx, dict) and ctx.get("cached"):
+            out["context embeddings"] = ctx.get("seconds")
     return out
 
 

@@ -73,6 +73,7 @@ def train_one(args: tuple[str, dict, str]) -> dict:
     mode = setting.pop("mode", "distill")
     aug_fraction = float(setting.pop("aug_fraction", 1.0))
     seed = int(setting.pop("seed", 1))
+    table = str(setting.pop("table", "emb"))
     cfg = StudentConfig(**setting)
     ids = _split(d["ids"], d["lens"])
     labels = d["labels"].astype(np.int64)
@@ -86,7 +87,7 @@ def train_one(args: tuple[str, dict, str]) -> dict:
         keep = np.sort(np.concatenate([np.flatnonzero(labels >= 0), rng.choice(
             aug, int(round(aug_fraction * len(aug))), replace=False)]))
         ids, labels, logits = [ids[i] for i in keep], labels[keep], logits[keep]
-    emb = torch.from_numpy(d["emb"].astype(np.float32))
+    emb = torch.from_numpy(d[table].astype(np.float32))
     if cfg.embedding_dim:
         emb = pca_project(emb, cfg.embedding_dim)
     torch.manual_seed(seed)
@@ -101,7 +102,7 @@ def train_one(args: tuple[str, dict, str]) -> dict:
                          d["val_labels"].astype(np.int64), cfg, mode=mode, seed=seed,
                          device=device)
     return {"setting": {**setting, "data": data, "mode": mode, "seed": seed,
-                        "aug_fraction": aug_fraction},
+                        "aug_fraction": aug_fraction, "table": table},
             "best": hist["best"], "history": hist["history"], "steps": hist["steps"],
             "train_rows": len(ids), "seconds": round(time.time() - t0, 1),
             "device": hist["device"]}

@@ -28,6 +28,16 @@ def test_student_keep_and_schedule_are_checked():
         StudentConfig(ema=1.0)
 
 
+def test_embedding_init_and_its_context_settings_are_checked():
+    assert StudentConfig(embedding_init="teacher-context").context_layer == -1
+    with pytest.raises(ValueError, match="embedding_init must be one of.*teacher-context"):
+        StudentConfig(embedding_init="context")
+    with pytest.raises(ValueError, match="context_layer must be an integer"):
+        StudentConfig(context_layer="last")
+    with pytest.raises(ValueError, match="context_sentences must be >= 1, got 0"):
+        StudentConfig(context_sentences=0)
+
+
 def test_label_engine_is_checked():
     assert TeacherConfig(label_engine="onnx-int8").label_engine == "onnx-int8"
     with pytest.raises(ValueError, match="label_engine must be one of.*onnx-int8"):

@@ -10,6 +10,7 @@ from kdstudio.student import (
     load_student,
     num_parameters,
     save_student,
+    teacher_context_rows,
 )
 
 
@@ -86,6 +87,52 @@ def test_teacher_embedding_init_and_projection(tiny_backbone):
     rnd = build_student(StudentConfig(hidden_size=4, fc_size=4, embedding_init="random",
                                       embedding_dim=12), vocab, 2)
     assert rnd.embedding.weight.shape == (len(vocab), 12)
+
+
+def _mean_state(teacher, tok, texts, word):
+    """The last layer's hidden state of ``word``, averaged over its uses in ``texts``."""
+    wid = tok.convert_tokens_to_ids(word)
+    states = []
+    for t in texts:
+        enc = tok(t, return_tensors="pt")
+        with torch.no_grad():
+            h = teacher(**enc, output_hidden_states=True).hidden_states[-1][0]
+        states += list(h[enc["input_ids"][0] == wid])
+    return torch.stack(states).mean(0)
+
+
+def test_teacher_context_rows_average_each_tokens_hidden_states(tiny_backbone):
+    from transformers import AutoModel, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_backbone)
+    teacher = AutoModel.from_pretrained(tiny_backbone).eval()
+    texts = ["good movie", "bad movie [MASK]", "good film"]
+    vocab = StudentVocab.build(tok, texts + ["dull"], 16)
+    rows = teacher_context_rows(teacher, tok, texts, vocab, layer=-1, batch_size=2)
+    assert rows.shape == (len(vocab), 32) and rows[0].abs().sum() == 0
+
+    def row(word):
+        return rows[vocab.encode(tok, [word], 4)[0, 0]]
+
+    # The table is centred and rescaled as a whole, so the difference of two rows is the
+    # difference of the two tokens' mean states, times one scale shared by all rows.
+    want = {w: _mean_state(teacher, tok, texts, w) for w in ("movie", "good", "film")}
+    d1, w1 = row("movie") - row("good"), want["movie"] - want["good"]
+    d2, w2 = row("film") - row("good"), want["film"] - want["good"]
+    scale = d1.norm() / w1.norm()
+    assert torch.allclose(d1, scale * w1, atol=1e-4)
+    assert torch.allclose(d2, scale * w2, atol=1e-4)
+    # A token the texts never use keeps its input-embedding row.
+    table = teacher.get_input_embeddings().weight
+    assert torch.allclose(row("dull"), table[tok.convert_tokens_to_ids("dull")])
+    # The layer must exist, and the student takes the rows (projected to its width).
+    with pytest.raises(ValueError, match="context_layer 5 is out of range"):
+        teacher_context_rows(teacher, tok, texts, vocab, layer=5)
+    s = build_student(StudentConfig(hidden_size=4, fc_size=4, embedding_init="teacher-context",
+                                    embedding_dim=None), vocab, 2, context_rows=rows)
+    assert torch.allclose(s.embedding.weight, rows)
+    with pytest.raises(ValueError, match="needs the teacher's context rows"):
+        build_student(StudentConfig(embedding_init="teacher-context"), vocab, 2, teacher)
 
 
 def test_save_and_load_round_trip(tmp_path):

@@ -206,8 +206,17 @@ class StudentConfig(_Section):
     #: al.), "max" (max over positions) or "last_max" (both; a wider ReLU layer input).
     pooling: Literal["last", "max", "last_max"] = "last"
     #: "teacher": rows of the teacher's input embeddings for the tokens the data uses;
+    #: "teacher-context": each token's mean hidden state at the teacher's ``context_layer``
+    #: over the first ``context_sentences`` of the transfer set (the originals first), a
+    #: static embedding distilled from the teacher's contextual ones;
     #: "random": a freshly initialised table of ``embedding_dim`` columns.
-    embedding_init: Literal["teacher", "random"] = "teacher"
+    embedding_init: Literal["teacher", "teacher-context", "random"] = "teacher"
+    #: The teacher's hidden layer for "teacher-context" (0: its embedding layer's output,
+    #: -1: the last layer).
+    context_layer: int = -1
+    #: Sentences the teacher reads for "teacher-context" (the teacher's forward pass in
+    #: PyTorch: about 6 min for 80,000 SST-2 sentences on a 2-core CPU; cached).
+    context_sentences: int = 80_000
     #: Width of the embeddings. With teacher init, a smaller width projects the teacher's
     #: vectors onto their top principal components; None keeps the teacher's width. 200
     #: keeps the int8 student over 25x smaller than a MiniLM teacher (bench/NOTES.md).
@@ -269,7 +278,10 @@ class StudentConfig(_Section):
         _check_int("hidden_size", self.hidden_size, 1, 4096)
         _check_int("fc_size", self.fc_size, 1, 8192)
         _check_choice("pooling", self.pooling, POOLINGS)
-        _check_choice("embedding_init", self.embedding_init, ("teacher", "random"))
+        _check_choice("embedding_init", self.embedding_init,
+                      ("teacher", "teacher-context", "random"))
+        _check_int("context_layer", self.context_layer, -64, 64)
+        _check_int("context_sentences", self.context_sentences, 1)
         if self.embedding_dim is not None:
             _check_int("embedding_dim", self.embedding_dim, 1, 4096)
         _check_bool("freeze_embeddings", self.freeze_embeddings)

@@ -167,11 +167,73 @@ def teacher_embedding_rows(teacher_model: nn.Module, vocab: StudentVocab,
     return rows if dim is None else pca_project(rows, dim)
 
 
+def teacher_context_rows(teacher_model: nn.Module, tokenizer, texts: list[str],
+                         vocab: StudentVocab, layer: int = -1, max_length: int = 64,
+                         batch_size: int = 64, on_batch=None) -> torch.Tensor:
+    """Each student token's mean hidden state at the teacher's ``layer`` over ``texts``.
+
+    A static embedding distilled from the teacher's contextual ones (Gupta & Jaggi 2021):
+    every occurrence of a token in ``texts`` (the teacher reads them with its special tokens)
+    adds the hidden state at its position; a token's row is the mean. ``layer`` indexes the
+    model's ``hidden_states`` (0 = the embedding layer's output, -1 = the last layer). Tokens
+    that never occur keep their input-embedding row. The table is rescaled to the input
+    embeddings' spread, so training starts at the scale it does with ``embedding_init:
+    teacher``. Returns (len(vocab), hidden size), row 0 (padding) zero.
+    """
+    inputs = teacher_embedding_rows(teacher_model, vocab, None)  # (V_s, E_t)
+    lut = torch.from_numpy(vocab._lut)
+    specials = torch.tensor(sorted(set(tokenizer.all_special_ids) - {tokenizer.mask_token_id}))
+    sums = torch.zeros_like(inputs, dtype=torch.float64)
+    counts = torch.zeros(len(vocab), dtype=torch.float64)
+    device = next(teacher_model.parameters()).device
+    was_training = teacher_model.training
+    teacher_model.eval()
+    texts = sorted(texts, key=len)  # batches of similar length: less padding to run
+    with torch.no_grad():
+        for start in range(0, len(texts), batch_size):
+            enc = tokenizer(texts[start:start + batch_size], padding=True,
+                            truncation=True, max_length=max_length, return_tensors="pt")
+            out = teacher_model(**{k: v.to(device) for k, v in enc.items()},
+                                output_hidden_states=True)
+            n = len(out.hidden_states)
+            if not -n <= layer < n:
+                raise ValueError(f"context_layer {layer} is out of range: the teacher has {n} "
+                                 f"hidden states (0 = its embedding layer, {n - 1} or -1 = "
+                                 f"its last layer)")
+            states = out.hidden_states[layer].float().cpu()  # (B, L, E_t)
+            tid = enc["input_ids"]
+            keep = enc["attention_mask"].bool() & ~torch.isin(tid, specials)
+            sid = lut[tid[keep]]
+            sums.index_add_(0, sid, states[keep].double())
+            counts.index_add_(0, sid, torch.ones(len(sid), dtype=torch.float64))
+            if on_batch is not None:
+                on_batch(min(start + batch_size, len(texts)), len(texts))
+    teacher_model.train(was_training)
+    seen = counts > 0
+    seen[PAD] = False
+    rows = inputs.clone()
+    ctx = (sums[seen] / counts[seen].unsqueeze(1)).float()
+    rows[seen] = (ctx - ctx.mean(0)) / ctx.std().clamp(min=1e-6) * inputs[1:].std() \
+        + inputs[seen].mean(0)
+    rows[PAD] = 0.0
+    return rows
+
+
 def build_student(cfg: StudentConfig, vocab: StudentVocab, num_labels: int,
-                  teacher_model: nn.Module | None = None, seed: int = 42) -> BiLSTMClassifier:
+                  teacher_model: nn.Module | None = None, seed: int = 42,
+                  context_rows: torch.Tensor | None = None) -> BiLSTMClassifier:
+    """A student for ``vocab``; "teacher-context" embeddings need ``context_rows`` (from
+    :func:`teacher_context_rows`), "teacher" ones the ``teacher_model``."""
     torch.manual_seed(seed)
     init = None
-    if cfg.embedding_init == "teacher":
+    if cfg.embedding_init == "teacher-context":
+        if context_rows is None or context_rows.shape[0] != len(vocab):
+            raise ValueError("embedding_init='teacher-context' needs the teacher's context "
+                             "rows for this vocabulary (student.teacher_context_rows)")
+        rows = context_rows.float()
+        init = rows if cfg.embedding_dim is None else pca_project(rows, cfg.embedding_dim)
+        dim = init.shape[1]
+    elif cfg.embedding_init == "teacher":
         if teacher_model is None:
             raise ValueError("embedding_init='teacher' needs the teacher model")
         init = teacher_embedding_rows(teacher_model, vocab, cfg.embedding_dim)

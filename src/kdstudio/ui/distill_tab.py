@@ -93,9 +93,12 @@ def build(defaults: RunConfig) -> DistillTab:
             with gr.Accordion("Student", open=True):
                 hidden_size = gr.Slider(8, 512, value=sc.hidden_size, step=2,
                                         label="BiLSTM hidden size (per direction)")
-                embedding_init = gr.Radio(["teacher", "random"], value=sc.embedding_init,
-                                          label="Embedding init",
-                                          info="teacher: the teacher's input embeddings")
+                embedding_init = gr.Radio(["teacher", "teacher-context", "random"],
+                                          value=sc.embedding_init, label="Embedding init",
+                                          info="teacher: the teacher's input embeddings · "
+                                               "teacher-context: each token's mean hidden "
+                                               "state in the teacher (one more pass of the "
+                                               "teacher, cached)")
                 loss = gr.Radio(list(LOSSES), value=sc.loss, label="Loss",
                                 info="mse: on logits (Tang et al.) · kl: softened by T "
                                      "(Hinton et al.) · ce: hard labels only")
