@@ -1,18 +1,21 @@
 """Student hyper-parameter sweeps over one fixed transfer set (for bench/NOTES.md).
 
     # 1. pack what student training needs from a run that has a transfer set (~30 MB):
-    python bench/sweep.py pack runs/bench/<run> /tmp/sweep.npz [--embedding-dim 128 ...]
+    python bench/sweep.py pack runs/bench/<run> /tmp/sweep.npz [--context-layers 2,4,6]
     # 2. train one student per setting, several at once, on the CPU or a GPU:
     python bench/sweep.py train /tmp/sweep.npz --jobs 4 --out bench/results/sweep.jsonl \
         --try optimizer=adadelta,learning_rate=1.0 --try loss=kl,temperature=2 ...
 
 The pack holds the student token ids of the transfer set (originals and augmented copies),
 hard labels, the teacher's logits, the validation ids and labels and the teacher's embedding
-rows, so training needs neither the teacher nor spaCy (it can travel to a GPU machine).
+rows (``emb``; with ``--context-layers``, also each layer's "teacher-context" rows as
+``emb_ctx<layer>``), so training needs neither the teacher nor spaCy (it can travel to a GPU
+machine).
 Each ``--try`` is a comma-separated list of StudentConfig overrides, plus two sweep-only
 keys: ``data=aug|noaug`` (train on the whole transfer set or the originals only),
 ``aug_fraction=0.5`` (the originals plus that share of the augmented copies, to see what the
-amount of augmented data is worth) and ``mode=distill|baseline``.
+amount of augmented data is worth), ``mode=distill|baseline`` and ``table=emb_ctx6`` (the
+pack's embedding rows to start from; default ``emb``).
 """
 
 from __future__ import annotations
@@ -28,10 +31,10 @@ import numpy as np
 import yaml
 
 
-def pack(run_dir: str, out: str) -> None:
+def pack(run_dir: str, out: str, context_layers: tuple[int, ...] = ()) -> None:
     from kdstudio import runs as R
     from kdstudio.data import load_task
-    from kdstudio.student import StudentVocab, teacher_embedding_rows
+    from kdstudio.student import StudentVocab, teacher_context_rows, teacher_embedding_rows
     from kdstudio.teacher import load_teacher
     from kdstudio.transfer import read_transfer_set
 
@@ -45,11 +48,19 @@ def pack(run_dir: str, out: str) -> None:
     ids = vocab.encode_ragged(teacher.tokenizer, texts, L)
     val = vocab.encode_ragged(teacher.tokenizer, task.validation.texts, L)
     emb = teacher_embedding_rows(teacher.model, vocab, None)
+    # As the pipeline's "teacher-context" init (pipeline.context_rows_for), with the run's
+    # context_sentences: the first rows of the transfer set, originals first.
+    order = np.concatenate([np.flatnonzero(labels >= 0), np.flatnonzero(labels < 0)])
+    sample = [texts[i] for i in order[:cfg.student.context_sentences]]
+    extra = {f"emb_ctx{k}": teacher_context_rows(
+        teacher.model, teacher.tokenizer, sample, vocab, k, cfg.teacher.max_length
+    ).numpy().astype(np.float16) for k in context_layers}
     np.savez_compressed(
         out, ids=np.concatenate(ids).astype(np.uint16), lens=np.array([len(x) for x in ids]),
         labels=labels.astype(np.int8), logits=logits.astype(np.float32),
         val_ids=np.concatenate(val).astype(np.uint16), val_lens=np.array([len(x) for x in val]),
-        val_labels=task.validation.labels.astype(np.int8), emb=emb.numpy().astype(np.float16))
+        val_labels=task.validation.labels.astype(np.int8), emb=emb.numpy().astype(np.float16),
+        **extra)
     print(f"packed {len(ids)} rows, vocab {len(vocab)}, into {out} "
           f"({Path(out).stat().st_size / 1e6:.1f} MB)")
 
@@ -93,7 +104,7 @@ def train_one(args: tuple[str, dict, str]) -> dict:
     torch.manual_seed(seed)
     model = BiLSTMClassifier(emb.shape[0], emb.shape[1], cfg.hidden_size, cfg.fc_size,
                              logits.shape[1], cfg.dropout, cfg.pooling)
-    if cfg.embedding_init == "teacher":
+    if cfg.embedding_init != "random":  # the pack's rows: `table` says which
         with torch.no_grad():
             model.embedding.weight.copy_(emb)
     t0 = time.time()
@@ -114,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("pack")
     p.add_argument("run")
     p.add_argument("out")
+    p.add_argument("--context-layers", default="",
+                   help="comma-separated teacher layers whose context rows to pack too")
     p = sub.add_parser("train")
     p.add_argument("pack")
     p.add_argument("--try", dest="tries", action="append", default=[])
@@ -123,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     if args.cmd == "pack":
-        pack(args.run, args.out)
+        pack(args.run, args.out,
+             tuple(int(k) for k in args.context_layers.split(",") if k.strip()))
         return 0
     tries = list(args.tries)
     if args.tries_file:
