@@ -34,7 +34,12 @@ import yaml
 def pack(run_dir: str, out: str, context_layers: tuple[int, ...] = ()) -> None:
     from kdstudio import runs as R
     from kdstudio.data import load_task
-    from kdstudio.student import StudentVocab, teacher_context_rows, teacher_embedding_rows
+    from kdstudio.student import (
+        StudentVocab,
+        context_sample,
+        teacher_context_rows,
+        teacher_embedding_rows,
+    )
     from kdstudio.teacher import load_teacher
     from kdstudio.transfer import read_transfer_set
 
@@ -48,10 +53,9 @@ def pack(run_dir: str, out: str, context_layers: tuple[int, ...] = ()) -> None:
     ids = vocab.encode_ragged(teacher.tokenizer, texts, L)
     val = vocab.encode_ragged(teacher.tokenizer, task.validation.texts, L)
     emb = teacher_embedding_rows(teacher.model, vocab, None)
-    # As the pipeline's "teacher-context" init (pipeline.context_rows_for), with the run's
-    # context_sentences: the first rows of the transfer set, originals first.
-    order = np.concatenate([np.flatnonzero(labels >= 0), np.flatnonzero(labels < 0)])
-    sample = [texts[i] for i in order[:cfg.student.context_sentences]]
+    # Over the sentences the pipeline's "teacher-context" init reads (with the run's
+    # context_sentences).
+    sample = context_sample(texts, labels, cfg.student.context_sentences)
     extra = {f"emb_ctx{k}": teacher_context_rows(
         teacher.model, teacher.tokenizer, sample, vocab, k, cfg.teacher.max_length
     ).numpy().astype(np.float16) for k in context_layers}

@@ -215,7 +215,7 @@ class StudentConfig(_Section):
     #: -1: the last layer).
     context_layer: int = -1
     #: Sentences the teacher reads for "teacher-context" (the teacher's forward pass in
-    #: PyTorch: about 6 min for 80,000 SST-2 sentences on a 2-core CPU; cached).
+    #: PyTorch: 268 s for 80,000 SST-2 sentences on a 2-core CPU; cached).
     context_sentences: int = 80_000
     #: Width of the embeddings. With teacher init, a smaller width projects the teacher's
     #: vectors onto their top principal components; None keeps the teacher's width. 200

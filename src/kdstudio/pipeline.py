@@ -134,12 +134,11 @@ def context_rows_for(run: Run, cfg: RunConfig, teacher, texts: list[str], labels
     meta says whether they came from the cache and how long they took to build."""
     import torch
 
-    from .student import teacher_context_rows
+    from .student import context_sample, teacher_context_rows
     from .teacher import fingerprint
 
     sc = cfg.student
-    order = np.concatenate([np.flatnonzero(labels >= 0), np.flatnonzero(labels < 0)])
-    sample = [texts[i] for i in order[:sc.context_sentences]]
+    sample = context_sample(texts, labels, sc.context_sentences)
     h = hashlib.sha256()
     h.update(json.dumps([fingerprint(run.file(R.TEACHER_DIR)), sc.context_layer,
                          cfg.teacher.max_length, vocab.teacher_ids]).encode())

@@ -167,6 +167,13 @@ def teacher_embedding_rows(teacher_model: nn.Module, vocab: StudentVocab,
     return rows if dim is None else pca_project(rows, dim)
 
 
+def context_sample(texts: list[str], labels: np.ndarray, n: int) -> list[str]:
+    """The transfer-set sentences "teacher-context" embeddings are averaged over: the first
+    ``n``, the originals (label >= 0) before the augmented copies."""
+    order = np.concatenate([np.flatnonzero(labels >= 0), np.flatnonzero(labels < 0)])
+    return [texts[i] for i in order[:n]]
+
+
 def teacher_context_rows(teacher_model: nn.Module, tokenizer, texts: list[str],
                          vocab: StudentVocab, layer: int = -1, max_length: int = 64,
                          batch_size: int = 64, on_batch=None) -> torch.Tensor:
