@@ -10,6 +10,7 @@ from kdstudio.config import AugmentConfig, RunConfig, StudentConfig, TeacherConf
     ({"p_mask": 0.6, "p_pos": 0.5}, r"p_mask \+ p_pos must be at most 1"),
     ({"n_iter": -1}, r"n_iter must be in \[0, 1000\]"),
     ({"ngram_min": 3, "ngram_max": 2}, r"ngram_max must be >= 3"),
+    ({"copies": "longest"}, r"copies must be one of"),
 ])
 def test_augment_config_rejects_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):

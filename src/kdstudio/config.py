@@ -170,6 +170,12 @@ class AugmentConfig(_Section):
     p_ng: float = 0.25
     #: Augmented copies drawn per training sentence (before dropping duplicates).
     n_iter: int = 10
+    #: How the draws are shared out: "uniform" (n_iter for every sentence, as Tang et al.)
+    #: or "by_length" (n_iter times the sentence's word count over the mean word count of
+    #: the sentences augmented, rounded, at most COPIES_CAP times n_iter): about as many
+    #: draws in all, more for full sentences and fewer for short phrases, which have few
+    #: distinct variants to give.
+    copies: Literal["uniform", "by_length"] = "uniform"
     #: Mask the sampled n-gram instead of keeping only it.
     ngram_mask: bool = False
     ngram_min: int = 1
@@ -189,6 +195,7 @@ class AugmentConfig(_Section):
                 f"{float(self.p_mask) + float(self.p_pos):g}"
             )
         _check_int("n_iter", self.n_iter, 0, 1000)
+        _check_choice("copies", self.copies, ("uniform", "by_length"))
         _check_bool("ngram_mask", self.ngram_mask)
         _check_int("ngram_min", self.ngram_min, 1)
         _check_int("ngram_max", self.ngram_max, self.ngram_min)
