@@ -174,7 +174,8 @@ class AugmentConfig(_Section):
     #: or "by_length" (n_iter times the sentence's word count over the mean word count of
     #: the sentences augmented, rounded, at most COPIES_CAP times n_iter): about as many
     #: draws in all, more for full sentences and fewer for short phrases, which have few
-    #: distinct variants to give.
+    #: distinct variants to give. On SST-2 by_length (n_iter 13, about the words of n_iter
+    #: 24 uniform) measured 86.20 % against 87.39 over 3 seeds (bench/NOTES.md, session 12).
     copies: Literal["uniform", "by_length"] = "uniform"
     #: Mask the sampled n-gram instead of keeping only it.
     ngram_mask: bool = False
