@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-BUCKETS = ((0, 10), (10, 20), (20, 30), (30, 1000))
+#: Length buckets in words: (name, lowest, one past the highest).
+BUCKETS = (("0-9", 0, 10), ("10-19", 10, 20), ("20-29", 20, 30), ("30+", 30, None))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -47,9 +48,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{len(args.runs)} students ({args.student}), {len(texts)} validation sentences")
     print("| words | sentences | teacher | students (mean) | agreement with the teacher |")
     print("| --- | --- | --- | --- | --- |")
-    for lo, hi in (*BUCKETS, (0, 1000)):
-        m = (words >= lo) & (words < hi)
-        name = "all" if (lo, hi) == (0, 1000) else f"{lo}-{hi - 1}" if hi < 1000 else f"{lo}+"
+    for name, lo, hi in (*BUCKETS, ("all", 0, None)):
+        m = (words >= lo) & (words < (hi or words.max() + 1))
         print(f"| {name} | {m.sum()} | {(t[m] == y[m]).mean():.2%} | "
               f"{(s[:, m] == y[m]).mean():.2%} | {(s[:, m] == t[m]).mean():.2%} |")
     counts = np.stack([(s == c).sum(0) for c in range(int(s.max()) + 1)])

@@ -265,11 +265,10 @@ def build_transfer_texts(corpus: TaggedCorpus, originals: Sequence[str], cfg: Au
                                                                   len(originals))
     order = rng.permutation(len(originals))[:limit] if limit < len(originals) else \
         range(len(originals))
-    draws = dict(zip(order, draws_per_sentence([len(corpus.words[i]) for i in order], cfg),
-                     strict=True))
-    for k, i in enumerate(order):
+    draws = draws_per_sentence([len(corpus.words[i]) for i in order], cfg)
+    for k, (i, n) in enumerate(zip(order, draws, strict=True)):
         for c in augment_words(corpus.words[i], corpus.tags[i], corpus.pos, cfg, rng,
-                               mask_token, seen, int(draws[i])):
+                               mask_token, seen, int(n)):
             texts.append(c.text)
             source.append(int(i))
         if on_progress is not None and (k + 1) % 5000 == 0:
