@@ -89,6 +89,25 @@ def test_teacher_embedding_init_and_projection(tiny_backbone):
     assert rnd.embedding.weight.shape == (len(vocab), 12)
 
 
+def test_teacher_embeddings_are_frozen_unless_asked_and_random_ones_train(tiny_backbone):
+    from transformers import AutoModel, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_backbone)
+    teacher = AutoModel.from_pretrained(tiny_backbone)
+    vocab = StudentVocab.build(tok, ["good movie", "bad film"], 16)
+
+    def trains(**kw) -> bool:
+        s = build_student(StudentConfig(hidden_size=4, fc_size=4, **kw), vocab, 2, teacher)
+        return s.embedding.weight.requires_grad
+
+    assert not trains() and not trains(embedding_dim=8)
+    assert trains(freeze_embeddings=False)
+    assert trains(embedding_init="random")
+    assert not trains(embedding_init="random", freeze_embeddings=True)
+    assert StudentConfig().embeddings_frozen
+    assert not StudentConfig(embedding_init="random").embeddings_frozen
+
+
 def _mean_state(teacher, tok, texts, word):
     """The last layer's hidden state of ``word``, averaged over its uses in ``texts``."""
     wid = tok.convert_tokens_to_ids(word)

@@ -252,7 +252,7 @@ def build_student(cfg: StudentConfig, vocab: StudentVocab, num_labels: int,
     if init is not None:
         with torch.no_grad():
             model.embedding.weight.copy_(init)
-    if cfg.freeze_embeddings:
+    if cfg.embeddings_frozen:
         model.embedding.weight.requires_grad_(False)
     return model
 
