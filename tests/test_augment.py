@@ -6,7 +6,6 @@ from kdstudio.augment import (
     TaggedCorpus,
     augment_words,
     build_transfer_texts,
-    draws_per_sentence,
     make_sample,
 )
 from kdstudio.config import AugmentConfig
@@ -125,29 +124,6 @@ def test_transfer_texts_keep_originals_first_and_drop_duplicates():
     assert texts[:4] == originals and source[:4] == [0, 1, 2, 3]
     assert len(texts) == len(set(texts)) > 4
     assert all(0 <= s < 4 for s in source)
-
-
-def test_draws_by_length_follow_word_count_and_keep_the_total():
-    by_length = AugmentConfig(n_iter=6, copies="by_length")
-    assert draws_per_sentence([2, 4, 6, 8, 10], AugmentConfig(n_iter=6)).tolist() == [6] * 5
-    assert draws_per_sentence([2, 4, 6, 8, 10], by_length).tolist() == [2, 4, 6, 8, 10]
-    # Mean 24: 6 x 3 / 24 rounds to 1 draw; 6 x 108 / 24 is capped at 4 x n_iter.
-    assert draws_per_sentence([3, 3, 3, 3, 108], by_length).tolist() == [1, 1, 1, 1, 24]
-    many = np.random.default_rng(0).integers(1, 30, size=1000)
-    total = draws_per_sentence(many, AugmentConfig(n_iter=10, copies="by_length")).sum()
-    assert abs(total - 10 * 1000) < 100
-
-
-def test_transfer_texts_by_length_copy_long_sentences_more():
-    corpus = TaggedCorpus([WORDS, ["so", "good"]], [TAGS, ["RB", "JJ"]], POS)
-    originals = [" ".join(WORDS), "so good"]
-    cfg = _cfg(p_mask=0.3, n_iter=8)
-    _, uniform = build_transfer_texts(corpus, originals, cfg, seed=0)
-    _, by_length = build_transfer_texts(corpus, originals, AugmentConfig(
-        **{**cfg.to_dict(), "copies": "by_length"}), seed=0)
-    # 13 and 2 words: 8 draws each, or 14 and 1 (8 x 13 / 7.5 and 8 x 2 / 7.5, rounded).
-    assert uniform[2:].count(0) <= 8 and by_length[2:].count(0) > 8
-    assert by_length[2:].count(1) <= 1
 
 
 def test_zero_n_iter_gives_originals_only():

@@ -103,29 +103,6 @@ def test_int8_labels_are_a_transfer_set_of_their_own(tiny_config, tmp_path):
     assert _finished(again, "augment")["cached"] is True
 
 
-def test_teacher_context_embeddings_are_built_once_and_cached(tiny_config, tmp_path):
-    cfg = tiny_config.with_overrides({"student.embedding_init": "teacher-context",
-                                      "student.context_sentences": 100,
-                                      "student.train_baseline": False,
-                                      "student.train_soft_no_aug": False})
-    first = Run.create(cfg, tmp_path)
-    assert run_stages(first, ["teacher", "augment"]) == "done"
-    built = _finished(first, "augment")["context_embeddings"]
-    assert built["cached"] is False and built["sentences"] == 100
-    tables = list((tmp_path / "_cache").glob("context-*.npy"))
-    assert len(tables) == 1
-    # The students (here in a second run, as the benchmark's parallel seeds) read the cache.
-    second = Run.create(cfg, tmp_path)
-    assert run_stages(second, ["teacher", "augment", "student"]) == "done"
-    again = _finished(second, "augment")["context_embeddings"]
-    assert again["cached"] is True and again["seconds"] == built["seconds"]
-    assert list((tmp_path / "_cache").glob("context-*.npy")) == tables
-    # Another layer is another table.
-    third = Run.create(cfg.with_overrides({"student.context_layer": 0}), tmp_path)
-    assert run_stages(third, ["teacher", "augment"]) == "done"
-    assert _finished(third, "augment")["context_embeddings"]["cached"] is False
-
-
 def test_students_without_augmentation_get_their_own_epochs(tiny_config, tmp_path):
     import math
 

@@ -13,10 +13,10 @@ from kdstudio.quantize import (
 from kdstudio.student import BiLSTMClassifier
 
 
-@pytest.fixture(scope="module", params=["last", "max", "last_max"])
-def exported(request, tmp_path_factory):
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
     torch.manual_seed(0)
-    m = BiLSTMClassifier(3000, 64, 32, 16, 3, dropout=0.0, pooling=request.param).eval()
+    m = BiLSTMClassifier(3000, 64, 32, 16, 3, dropout=0.0).eval()
     d = tmp_path_factory.mktemp("onnx")
     fp32 = export_student(m, d / "s.onnx")
     int8 = quantize_int8(fp32, d / "s.int8.onnx")
@@ -50,11 +50,11 @@ def test_export_is_a_forward_and_a_reverse_lstm_over_sequence_lengths(exported):
     dirs = [{a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}["direction"]
             for n in lstms]
     assert dirs == [b"forward", b"reverse"] and all(n.input[4] == "lens" for n in lstms)
-    # Only max pooling needs each direction's whole output sequence.
-    assert all(bool(n.output[0]) == (m.pooling != "last") for n in lstms)
+    # Only the final states are used, not each direction's whole output sequence.
+    assert not any(n.output[0] for n in lstms)
 
 
-def test_max_pooling_ignores_the_padding(exported):
+def test_padding_does_not_change_the_onnx_output(exported):
     m, fp32, _ = exported
     sess = session(fp32)
     ids = _ids(1, 6, 3)
@@ -87,9 +87,9 @@ def test_check_quantized_rejects_a_float_graph(exported):
 
 
 @pytest.mark.parametrize("opset", [17, 18, 21])
-def test_max_pooling_exports_at_every_supported_opset(tmp_path, opset):
+def test_student_exports_at_every_supported_opset(tmp_path, opset):
     torch.manual_seed(0)
-    m = BiLSTMClassifier(3000, 8, 6, 5, 2, dropout=0.0, pooling="last_max").eval()
+    m = BiLSTMClassifier(3000, 8, 6, 5, 2, dropout=0.0).eval()
     path = export_student(m, tmp_path / "s.onnx", opset=opset)
     ids = _ids(4, 9, opset)
     with torch.no_grad():

@@ -1,10 +1,9 @@
 import numpy as np
-import pytest
 import torch
 
 from kdstudio.config import StudentConfig
 from kdstudio.student import BiLSTMClassifier
-from kdstudio.train import TrainSet, WeightAverage, predict, train_student
+from kdstudio.train import TrainSet, predict, train_student
 
 
 def _data(n=200, seed=0):
@@ -123,41 +122,3 @@ def test_linear_schedule_decays_the_learning_rate_to_zero(monkeypatch):
                   device="cpu")
     assert seen[0] == cfg.learning_rate and seen[-1] < 0.1 * cfg.learning_rate
     assert all(a >= b for a, b in zip(seen, seen[1:], strict=False))
-
-
-def test_weight_average_follows_its_decay_schedule():
-    net = torch.nn.Linear(1, 1, bias=False)
-    with torch.no_grad():
-        net.weight.fill_(0.0)
-    avg = WeightAverage(net, decay=0.5)
-    expected = 0.0
-    for n, value in enumerate([1.0, 2.0, 3.0, 4.0], start=1):
-        with torch.no_grad():
-            net.weight.fill_(value)
-        avg.update()
-        d = min(0.5, (1 + n) / (10 + n))
-        expected = d * expected + (1 - d) * value
-    assert avg.shadow[0].item() == pytest.approx(expected)
-    with avg.applied():
-        assert net.weight.item() == pytest.approx(expected)
-    assert net.weight.item() == 4.0  # the model's own weights come back after the block
-
-
-def test_ema_keeps_the_averaged_weights_without_changing_the_training_path():
-    ids, labels, logits = _data()
-    vids, vlabels, _ = _data(60, seed=1)
-    base = dict(hidden_size=8, fc_size=8, epochs=3, batch_size=16, learning_rate=0.01,
-                patience=0, evals_per_epoch=2, keep="last")
-    plain, averaged = _model(), _model()
-    h0 = train_student(plain, TrainSet(ids, labels, logits), vids, vlabels,
-                       StudentConfig(**base), seed=0, device="cpu")
-    h1 = train_student(averaged, TrainSet(ids, labels, logits), vids, vlabels,
-                       StudentConfig(**base, ema=0.9), seed=0, device="cpu")
-    # The raw weights follow exactly the same path; the evaluations and the kept weights
-    # are the average's.
-    assert [r["val_accuracy_raw"] for r in h1["history"]] == \
-        [r["val_accuracy"] for r in h0["history"]]
-    assert not torch.equal(plain.fc.weight, averaged.fc.weight)
-    acc = float((predict(averaged, vids).argmax(-1) == vlabels).mean())
-    assert acc == h1["best"]["val_accuracy"] == h1["history"][-1]["val_accuracy"]
-    assert "val_accuracy_raw" not in h0["history"][0]

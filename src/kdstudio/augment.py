@@ -210,14 +210,12 @@ def make_sample(words: Sequence[str], tags: Sequence[str], pos: PosDictionary,
 
 def augment_words(words: Sequence[str], tags: Sequence[str], pos: PosDictionary,
                   cfg: AugmentConfig, rng: np.random.Generator, mask_token: str = "[MASK]",
-                  seen: set[str] | None = None, draws: int | None = None
-                  ) -> list[AugmentedCopy]:
-    """``draws`` (default ``cfg.n_iter``) copies of one sentence, without duplicates or
-    copies of the original."""
+                  seen: set[str] | None = None) -> list[AugmentedCopy]:
+    """``cfg.n_iter`` copies of one sentence, without duplicates or copies of the original."""
     original = " ".join(words)
     seen = set() if seen is None else seen
     copies = []
-    for _ in range(cfg.n_iter if draws is None else draws):
+    for _ in range(cfg.n_iter):
         c = make_sample(words, tags, pos, cfg, rng, mask_token)
         t = c.text
         if t == original or t in seen or not c.words:
@@ -236,19 +234,6 @@ def preview(sentence: str, pos: PosDictionary, cfg: AugmentConfig, seed: int,
     return list(zip(words, tags, strict=True)), copies
 
 
-#: With ``copies: by_length``, no sentence gets more than this many times ``n_iter`` draws.
-COPIES_CAP = 4
-
-
-def draws_per_sentence(lengths: Sequence[int], cfg: AugmentConfig) -> np.ndarray:
-    """How many copies to draw of each sentence, from its word count (``cfg.copies``)."""
-    lengths = np.asarray(lengths, dtype=np.float64)
-    if cfg.copies == "uniform" or len(lengths) == 0 or lengths.mean() == 0:
-        return np.full(len(lengths), cfg.n_iter, dtype=np.int64)
-    share = np.minimum(lengths / lengths.mean(), COPIES_CAP)
-    return np.rint(cfg.n_iter * share).astype(np.int64)
-
-
 def build_transfer_texts(corpus: TaggedCorpus, originals: Sequence[str], cfg: AugmentConfig,
                          seed: int, mask_token: str = "[MASK]",
                          on_progress: Callable[[int, int], None] | None = None
@@ -265,10 +250,9 @@ def build_transfer_texts(corpus: TaggedCorpus, originals: Sequence[str], cfg: Au
                                                                   len(originals))
     order = rng.permutation(len(originals))[:limit] if limit < len(originals) else \
         range(len(originals))
-    draws = draws_per_sentence([len(corpus.words[i]) for i in order], cfg)
-    for k, (i, n) in enumerate(zip(order, draws, strict=True)):
+    for k, i in enumerate(order):
         for c in augment_words(corpus.words[i], corpus.tags[i], corpus.pos, cfg, rng,
-                               mask_token, seen, int(n)):
+                               mask_token, seen):
             texts.append(c.text)
             source.append(int(i))
         if on_progress is not None and (k + 1) % 5000 == 0:

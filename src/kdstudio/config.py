@@ -8,8 +8,11 @@ value and what is allowed, so the CLI and the UI can show it to the user as is.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
+import typing
+import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -48,17 +51,41 @@ def _check_pos(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a positive number, got {value!r}")
 
 
-#: How the student's BiLSTM states become the sentence's features (StudentConfig.pooling).
-POOLINGS = ("last", "max", "last_max")
-
-
 def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
 
 
+@functools.cache
+def choices(section: type, name: str) -> tuple[str, ...]:
+    """The allowed values of a ``Literal`` setting, read from its type: validation and the
+    studio's radio buttons both list them from here."""
+    hint = typing.get_type_hints(section)[name]
+    for t in (hint, *typing.get_args(hint)):
+        if typing.get_origin(t) is Literal:
+            return typing.get_args(t)
+    raise TypeError(f"{section.__name__}.{name} is not a Literal setting")
+
+
+#: Keys that older versions wrote and that no longer exist; a config holding one still loads.
+REMOVED = {
+    "augment": {"copies"},
+    "student": {"pooling", "context_layer", "context_sentences", "ema"},
+}
+
+
 class _Section:
     """Mixin: dict round-trip that rejects unknown keys (typos must not be ignored silently)."""
+
+    def _check_literals(self) -> None:
+        for f in fields(self):  # type: ignore[arg-type]
+            try:
+                allowed = choices(type(self), f.name)
+            except TypeError:
+                continue
+            v = getattr(self, f.name)
+            if v is not None:
+                _check_choice(f.name, v, allowed)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
@@ -67,6 +94,7 @@ class _Section:
     def from_dict(cls, d: dict[str, Any] | None):
         d = dict(d or {})
         known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        d = _drop_removed(cls.SECTION, d)
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(
@@ -83,9 +111,31 @@ class _Section:
         return cls(**d)
 
 
+def _drop_removed(section: str, d: dict[str, Any]) -> dict[str, Any]:
+    """Drop settings of experiments that were removed, with one warning line, so that run
+    folders written before still load."""
+    gone = REMOVED.get(section, set()) & set(d)
+    # A value the remaining settings cannot express is dropped all the same: the run's
+    # artifacts already exist, and the key only described how they were made.
+    if section == "student" and d.get("embedding_init") == "teacher-context":
+        d["embedding_init"], gone = "teacher", gone | {"embedding_init: teacher-context"}
+    if section == "student" and d.get("optimizer") == "adamw":
+        d["optimizer"], gone = "adam", gone | {"optimizer: adamw"}
+    if gone:
+        warnings.warn(f"ignoring removed {section} setting(s): {', '.join(sorted(gone))}",
+                      RemovedSettingWarning, stacklevel=3)
+    return {k: v for k, v in d.items() if k not in REMOVED.get(section, set())}
+
+
+class RemovedSettingWarning(UserWarning):
+    """A config holds a setting that no longer exists; it was dropped."""
+
+
 @dataclass
 class DataConfig(_Section):
     """Where the task's data comes from."""
+
+    SECTION: typing.ClassVar[str] = "data"
 
     #: "sst2", a Hub dataset id, a local folder with train/validation files, or one file.
     dataset: str = "sst2"
@@ -117,12 +167,11 @@ class DataConfig(_Section):
         return self.data_dir or os.environ.get("KDSTUDIO_DATA_DIR") or None
 
 
-LABEL_ENGINES = ("auto", "torch", "onnx", "onnx-int8")
-
-
 @dataclass
 class TeacherConfig(_Section):
     """Fine-tune a transformer classifier, or load one already fine-tuned."""
+
+    SECTION: typing.ClassVar[str] = "teacher"
 
     #: Backbone to fine-tune: a Hub id, a local folder, or the packaged MiniLM.
     backbone: str = PACKAGED_MINILM
@@ -138,14 +187,10 @@ class TeacherConfig(_Section):
     max_train_examples: int | None = None
     #: Batch size when computing logits (inference only).
     eval_batch_size: int = 128
-    #: Engine for labelling the transfer set: "auto" uses ONNX Runtime (fp32, same logits to
-    #: ~1e-5, 1.3-2x faster than PyTorch) on a CPU and PyTorch on a GPU. "onnx-int8" labels
-    #: on a CPU through the teacher quantized to int8 (weights per channel, activations on
-    #: the fly): 2.4x faster again on SST-2, logits off by about 0.1 on average and 1.3 % of
-    #: the argmax changed (bench/label_engines.py); the cache keeps such sets apart. Its
-    #: activations are quantized per batch, so a sentence's int8 logits also depend on the
-    #: sentences batched with it: the same 66,978 SST-2 sentences labelled within two
-    #: transfer sets differed by 0.04 on average, 0.3 % of the argmax (bench/NOTES.md).
+    #: Engine for labelling the transfer set: "auto" uses ONNX Runtime fp32 (the same logits,
+    #: faster than PyTorch) on a CPU and PyTorch on a GPU; "onnx-int8" labels through the
+    #: teacher quantized to int8, faster again at a small cost in the logits (its
+    #: activations are scaled per batch, so a sentence's logits depend a little on its batch).
     label_engine: Literal["auto", "torch", "onnx", "onnx-int8"] = "auto"
 
     def __post_init__(self) -> None:
@@ -153,7 +198,7 @@ class TeacherConfig(_Section):
         _check_pos("teacher learning_rate", self.learning_rate)
         _check_int("teacher batch_size", self.batch_size, 1)
         _check_int("teacher eval_batch_size", self.eval_batch_size, 1)
-        _check_choice("label_engine", self.label_engine, LABEL_ENGINES)
+        self._check_literals()
         _check_int("teacher max_length", self.max_length, 4, 4096)
         if not 0.0 <= float(self.warmup_ratio) < 1.0:
             raise ValueError(f"teacher warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
@@ -165,18 +210,13 @@ class TeacherConfig(_Section):
 class AugmentConfig(_Section):
     """Tang et al. (2019) data augmentation: masking, POS-guided swaps, n-gram sampling."""
 
+    SECTION: typing.ClassVar[str] = "augment"
+
     p_mask: float = 0.1
     p_pos: float = 0.1
     p_ng: float = 0.25
     #: Augmented copies drawn per training sentence (before dropping duplicates).
     n_iter: int = 10
-    #: How the draws are shared out: "uniform" (n_iter for every sentence, as Tang et al.)
-    #: or "by_length" (n_iter times the sentence's word count over the mean word count of
-    #: the sentences augmented, rounded, at most COPIES_CAP times n_iter): about as many
-    #: draws in all, more for full sentences and fewer for short phrases, which have few
-    #: distinct variants to give. On SST-2 by_length (n_iter 13, about the words of n_iter
-    #: 24 uniform) measured 86.20 % against 87.39 over 3 seeds (bench/NOTES.md, session 12).
-    copies: Literal["uniform", "by_length"] = "uniform"
     #: Mask the sampled n-gram instead of keeping only it.
     ngram_mask: bool = False
     ngram_min: int = 1
@@ -196,7 +236,6 @@ class AugmentConfig(_Section):
                 f"{float(self.p_mask) + float(self.p_pos):g}"
             )
         _check_int("n_iter", self.n_iter, 0, 1000)
-        _check_choice("copies", self.copies, ("uniform", "by_length"))
         _check_bool("ngram_mask", self.ngram_mask)
         _check_int("ngram_min", self.ngram_min, 1)
         _check_int("ngram_max", self.ngram_max, self.ngram_min)
@@ -208,55 +247,37 @@ class AugmentConfig(_Section):
 class StudentConfig(_Section):
     """The BiLSTM student and how it is trained (Tang et al. 2019, section 3)."""
 
+    SECTION: typing.ClassVar[str] = "student"
+
     hidden_size: int = 150
     fc_size: int = 200
-    #: Sentence features from the BiLSTM: "last" (each direction's final state, as Tang et
-    #: al.), "max" (max over positions) or "last_max" (both; a wider ReLU layer input).
-    pooling: Literal["last", "max", "last_max"] = "last"
     #: "teacher": rows of the teacher's input embeddings for the tokens the data uses;
-    #: "teacher-context": each token's mean hidden state at the teacher's ``context_layer``
-    #: over the first ``context_sentences`` of the transfer set (the originals first), a
-    #: static embedding distilled from the teacher's contextual ones;
     #: "random": a freshly initialised table of ``embedding_dim`` columns.
-    embedding_init: Literal["teacher", "teacher-context", "random"] = "teacher"
-    #: The teacher's hidden layer for "teacher-context" (0: its embedding layer's output,
-    #: -1: the last layer).
-    context_layer: int = -1
-    #: Sentences the teacher reads for "teacher-context" (the teacher's forward pass in
-    #: PyTorch: 268 s for 80,000 SST-2 sentences on a 2-core CPU; cached).
-    context_sentences: int = 80_000
+    embedding_init: Literal["teacher", "random"] = "teacher"
     #: Width of the embeddings. With teacher init, a smaller width projects the teacher's
-    #: vectors onto their top principal components; None keeps the teacher's width. 200
-    #: keeps the int8 student over 25x smaller than a MiniLM teacher (bench/NOTES.md).
+    #: vectors onto their top principal components; None keeps the teacher's width.
     embedding_dim: int | None = 200
     #: Keep the embedding table as it starts. Unset: frozen when it starts from the teacher
-    #: ("teacher", "teacher-context"), trained when "random". On SST-2 (3 seeds a side)
-    #: frozen teacher embeddings gave 87.77 ± 0.18 % against 87.39 ± 0.23 trained, and the
-    #: student trains faster (bench/NOTES.md, session 13).
+    #: (it then regularises like a fixed feature map), trained when "random".
     freeze_embeddings: bool | None = None
-    #: Dropout on the embeddings, the BiLSTM features and the ReLU layer. The student overfits
-    #: a transfer set of a few hundred thousand rows; 0.3 measured best (bench/NOTES.md).
+    #: Dropout on the embeddings, the BiLSTM features and the ReLU layer.
     dropout: float = 0.3
     loss: LossName = "mse"
     #: Weight of the hard-label cross-entropy term mixed into mse/kl (0: soft labels only).
     alpha: float = 0.0
     temperature: float = 2.0
-    optimizer: Literal["adam", "adamw", "adadelta"] = "adam"
-    #: 4e-3 (at batch 128, linear decay) measured a point above 2e-3 on SST-2 with one
-    #: epoch over a million-row transfer set; 6e-3 and 8e-3 were no better (bench/NOTES.md).
+    #: Adam, or Adadelta as Tang et al. used.
+    optimizer: Literal["adam", "adadelta"] = "adam"
     learning_rate: float = 4e-3
     #: "constant", or "linear" decay to zero over all the training steps (the student
     #: otherwise drifts down after its first pass over a large transfer set).
     lr_schedule: Literal["constant", "linear"] = "linear"
-    #: 128 (with lr 2e-3, then 4e-3) trains faster on a CPU than Tang's 50 and measured as well.
     batch_size: int = 128
-    #: Passes over the transfer set. On SST-2 (a million-row transfer set, 3 seeds each):
-    #: 1 → 86.58 %, 2 → 86.89, 3 → 87.39, 4 → 87.12 (bench/NOTES.md).
+    #: Passes over the transfer set.
     epochs: int = 3
     #: Epochs for the students that see the original sentences only (the baseline and the
     #: soft-label student without augmentation); unset: ``epochs``. Their epoch is 1/(n_iter
-    #: + 1) of the distilled student's, so one pass over a large transfer set leaves them
-    #: short: on SST-2 they peak in their 2nd-3rd epoch (bench/NOTES.md).
+    #: + 1) of the distilled student's, so they may need more passes.
     no_aug_epochs: int | None = None
     #: Stop after this many evaluations without a better validation accuracy (0: never;
     #: needs keep: best).
@@ -266,14 +287,8 @@ class StudentConfig(_Section):
     #: Which weights the student ends with: "best" by validation accuracy, or "last" (the
     #: end of training). Use "last" (with patience 0) when the validation split is also the
     #: test set, as in the SST-2 benchmark and in the studio's Compare tab: choosing by it
-    #: inflates the reported accuracy (by up to 1.5 points on SST-2, bench/NOTES.md).
-    #: Unset: "last", or "best" when patience is set (configs written before this setting).
+    #: inflates the reported accuracy. Unset: "last", or "best" when patience is set.
     keep: Literal["best", "last"] | None = None
-    #: Exponential moving average of the weights with this decay per step (0: off). The
-    #: evaluations and the weights kept are then the average's; each evaluation also records
-    #: the raw weights' accuracy (``val_accuracy_raw``). The average starts at the first
-    #: step with a decay of min(ema, (1 + step) / (10 + step)).
-    ema: float = 0.0
     max_length: int = 64
     grad_clip: float = 5.0
     #: Seed for the student's initialisation and batch order; None uses the run's seed.
@@ -297,11 +312,6 @@ class StudentConfig(_Section):
     def __post_init__(self) -> None:
         _check_int("hidden_size", self.hidden_size, 1, 4096)
         _check_int("fc_size", self.fc_size, 1, 8192)
-        _check_choice("pooling", self.pooling, POOLINGS)
-        _check_choice("embedding_init", self.embedding_init,
-                      ("teacher", "teacher-context", "random"))
-        _check_int("context_layer", self.context_layer, -64, 64)
-        _check_int("context_sentences", self.context_sentences, 1)
         if self.embedding_dim is not None:
             _check_int("embedding_dim", self.embedding_dim, 1, 4096)
         if self.freeze_embeddings is not None:
@@ -310,12 +320,9 @@ class StudentConfig(_Section):
         _check_bool("train_soft_no_aug", self.train_soft_no_aug)
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        _check_choice("loss", self.loss, ("mse", "kl", "ce"))
         _check_prob("alpha", self.alpha)
         _check_pos("temperature", self.temperature)
-        _check_choice("optimizer", self.optimizer, ("adam", "adamw", "adadelta"))
         _check_pos("student learning_rate", self.learning_rate)
-        _check_choice("lr_schedule", self.lr_schedule, ("constant", "linear"))
         _check_int("student batch_size", self.batch_size, 1)
         _check_int("student epochs", self.epochs, 1, 1000)
         if self.no_aug_epochs is not None:
@@ -324,13 +331,10 @@ class StudentConfig(_Section):
         _check_int("evals_per_epoch", self.evals_per_epoch, 1, 100)
         if self.keep is None:
             self.keep = "best" if self.patience else "last"
-        _check_choice("keep", self.keep, ("best", "last"))
+        self._check_literals()
         if self.keep == "last" and self.patience:
             raise ValueError("student keep: last needs patience: 0 (early stopping would still "
                              "choose the weights by validation accuracy)")
-        if not 0.0 <= float(self.ema) < 1.0:
-            raise ValueError(f"student ema must be in [0, 1) (0 turns it off; 0.999 averages "
-                             f"about the last thousand steps), got {self.ema}")
         _check_int("student max_length", self.max_length, 1, 4096)
         _check_pos("grad_clip", self.grad_clip)
         if self.seed is not None:
@@ -340,6 +344,8 @@ class StudentConfig(_Section):
 @dataclass
 class QuantizeConfig(_Section):
     """ONNX export and int8 dynamic quantization."""
+
+    SECTION: typing.ClassVar[str] = "quantize"
 
     #: Also export and quantize the teacher, for a like-for-like comparison.
     teacher: bool = False
@@ -353,6 +359,8 @@ class QuantizeConfig(_Section):
 @dataclass
 class CompareConfig(_Section):
     """How models are measured against each other."""
+
+    SECTION: typing.ClassVar[str] = "compare"
 
     #: Validation sentences timed one by one for batch-1 latency percentiles.
     latency_samples: int = 200
@@ -410,7 +418,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         _check_int("seed", self.seed, 0)
-        _check_choice("device", self.device, ("auto", "cpu", "cuda"))
+        _check_choice("device", self.device, choices(RunConfig, "device"))
         if not isinstance(self.name, str) or not self.name.strip():
             raise ValueError("name must be a non-empty string")
 

@@ -125,53 +125,6 @@ def use_label_engine(run: Run, teacher, engine: str, teacher_fp: str) -> None:
         teacher.use_onnx(cache / f"teacher-{teacher_fp}.onnx", int8=engine == "onnx-int8")
 
 
-def context_rows_for(run: Run, cfg: RunConfig, teacher, texts: list[str], labels: np.ndarray,
-                     vocab, stage: str, report: _Reporter):
-    """The student's "teacher-context" embedding rows for ``vocab`` (StudentConfig
-    .embedding_init): computed from the run's teacher over the first ``context_sentences``
-    of the transfer set, originals first, and kept in the cache folder under a key of the
-    teacher's weights, the sentences, the layer and the vocabulary. Returns (rows, meta):
-    meta says whether they came from the cache and how long they took to build."""
-    import torch
-
-    from .student import context_sample, teacher_context_rows
-    from .teacher import fingerprint
-
-    sc = cfg.student
-    sample = context_sample(texts, labels, sc.context_sentences)
-    h = hashlib.sha256()
-    h.update(json.dumps([fingerprint(run.file(R.TEACHER_DIR)), sc.context_layer,
-                         cfg.teacher.max_length, vocab.teacher_ids]).encode())
-    for t in sample:
-        h.update(t.encode() + b"\0")
-    cache = cache_dir_for(run)
-    path = cache / f"context-{h.hexdigest()[:16]}.npy"
-    meta_file = path.with_suffix(".json")
-    if path.exists():
-        meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
-        return torch.from_numpy(np.load(path)), {**meta, "cached": True}
-    t0 = time.time()
-    progress = Progress(stage, total=len(sample))
-
-    def on_batch(done: int, total: int) -> None:
-        if run.cancel_requested():
-            raise StopRequested("cancelled while computing the teacher's context embeddings")
-        progress.update(done, phase="teacher context embeddings")
-        report(progress)
-
-    rows = teacher_context_rows(teacher.model, teacher.tokenizer, sample, vocab,
-                                sc.context_layer, cfg.teacher.max_length,
-                                cfg.teacher.eval_batch_size, on_batch)
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, rows.numpy())
-    meta = {"sentences": len(sample), "layer": sc.context_layer,
-            "seconds": round(time.time() - t0, 2)}
-    meta_file.write_text(json.dumps(meta))
-    tmp.replace(path)
-    return rows, {**meta, "cached": False}
-
-
 def stage_augment(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -> dict:
     from .teacher import fingerprint
     from .transfer import build_transfer_set
@@ -179,21 +132,10 @@ def stage_augment(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
     teacher = _load_run_teacher(run, cfg, task)
     teacher_fp = fingerprint(run.file(R.TEACHER_DIR))
     use_label_engine(run, teacher, cfg.teacher.label_engine, teacher_fp)
-    out = build_transfer_set(
+    return build_transfer_set(
         task, teacher, teacher_fp, cfg.augment,
         run.file(R.TRANSFER_FILE), seed=cfg.seed, batch_size=cfg.teacher.eval_batch_size,
         cache_dir=cache_dir_for(run), on_step=report, should_stop=run.cancel_requested)
-    if cfg.student.embedding_init == "teacher-context":
-        # The teacher's other output for the student, computed here so that students
-        # trained in parallel afterwards all find it in the cache.
-        from .student import StudentVocab
-        from .transfer import read_transfer_set
-
-        texts, labels, _ = read_transfer_set(run.file(R.TRANSFER_FILE))
-        vocab = StudentVocab.build(teacher.tokenizer, texts, cfg.student.max_length)
-        _, out["context_embeddings"] = context_rows_for(run, cfg, teacher, texts, labels,
-                                                        vocab, "augment", report)
-    return out
 
 
 def stage_student(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -> dict:
@@ -209,10 +151,6 @@ def stage_student(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
     vocab = StudentVocab.build(teacher.tokenizer, texts, sc.max_length)
     ids = vocab.encode_ragged(teacher.tokenizer, texts, sc.max_length)
     val_ids = vocab.encode_ragged(teacher.tokenizer, task.validation.texts, sc.max_length)
-    context = None
-    if sc.embedding_init == "teacher-context":
-        context, _ = context_rows_for(run, cfg, teacher, texts, labels, vocab, "student",
-                                      report)
     orig = np.flatnonzero(labels >= 0)
     # The students that see the originals only may train for their own number of epochs.
     no_aug = sc if sc.no_aug_epochs is None else dataclasses.replace(sc, epochs=sc.no_aug_epochs)
@@ -227,8 +165,7 @@ def stage_student(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
     for name, mode, data, vc in variants:
         if run.cancel_requested():
             break
-        model = build_student(sc, vocab, task.num_labels, teacher.model, seed=seed,
-                              context_rows=context)
+        model = build_student(sc, vocab, task.num_labels, teacher.model, seed=seed)
         out_dir = run.file(f"{R.STUDENTS_DIR}/{name}")
         meta = {"variant": name, "label": STUDENT_LABELS[name], "mode": mode,
                 "params": num_parameters(model), "config": vc.to_dict(),

@@ -42,10 +42,8 @@ def export_student(model: torch.nn.Module, path: str | Path, opset: int = 17) ->
     with ``sequence_lens`` (each row's non-padding length): the ``reverse`` one reads every
     row backwards from its own last token, exactly what the PyTorch model does with its
     per-row reversal, and both return their final state, without the traced graph's
-    reversal and gathers (91 nodes before). Two one-way nodes rather than one bidirectional
-    node keep max pooling simple (each direction's output sequence is masked past the row's
-    length and reduced); ONNX Runtime runs both forms at the same speed, with identical
-    outputs (bench/NOTES.md).
+    reversal and gathers. ONNX Runtime runs two one-way nodes as fast as one
+    bidirectional node, with identical outputs.
     """
     from onnx import TensorProto
 
@@ -53,7 +51,6 @@ def export_student(model: torch.nn.Module, path: str | Path, opset: int = 17) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval().cpu()
     H = model.fwd.hidden_size
-    pooling = model.pooling
     wf, rf, bf = _lstm_onnx_weights(model.fwd)
     wb, rb, bb = _lstm_onnx_weights(model.bwd)
 
@@ -75,7 +72,6 @@ def export_student(model: torch.nn.Module, path: str | Path, opset: int = 17) ->
         init("feat_shape", np.array([-1, model.fc.in_features], np.int64)),
     ]
     n = helper.make_node
-    want_seq = pooling in ("max", "last_max")
     nodes = [
         # sequence_lens: non-padding tokens per row, at least 1 (as the PyTorch model).
         n("Equal", ["input_ids", "zero_i64"], ["is_pad"]),
@@ -85,41 +81,15 @@ def export_student(model: torch.nn.Module, path: str | Path, opset: int = 17) ->
         n("Max", ["lens0", "one_i32"], ["lens"]),
         n("Gather", ["embedding.weight", "input_ids"], ["emb"]),  # (B, L, E)
         n("Transpose", ["emb"], ["emb_t"], perm=[1, 0, 2]),  # (L, B, E)
-        # y_*: (L, 1, B, H) when max pooling needs them; h_*: (1, B, H) final states.
+        # h_*: (1, B, H), each direction's final state (no output sequence is needed).
         n("LSTM", ["emb_t", "fwd.W", "fwd.R", "fwd.B", "lens"],
-          ["y_fwd" if want_seq else "", "h_fwd"], direction="forward", hidden_size=H),
+          ["", "h_fwd"], direction="forward", hidden_size=H),
         n("LSTM", ["emb_t", "bwd.W", "bwd.R", "bwd.B", "lens"],
-          ["y_bwd" if want_seq else "", "h_bwd"], direction="reverse", hidden_size=H),
+          ["", "h_bwd"], direction="reverse", hidden_size=H),
     ]
-    parts = ["h_fwd", "h_bwd"] if pooling in ("last", "last_max") else []
-    if want_seq:
-        inits += [init("minus_two", np.array(-2.0, np.float32)),
-                  init("one_i64", np.array(1, np.int64)),
-                  init("axis0", np.array([0], np.int64)),
-                  init("axes_13", np.array([1, 3], np.int64))]
-        nodes += [
-            # valid (L, 1, B, 1): position < the row's length, as in PyTorch (an all-padding
-            # row has length 1, so it keeps position 0). LSTM states lie in (-1, 1), so -2
-            # never wins the max.
-            n("Shape", ["input_ids"], ["ids_shape"]),
-            n("Gather", ["ids_shape", "one_i64"], ["seq_len"]),
-            n("Range", ["zero_i64", "seq_len", "one_i64"], ["positions"]),  # (L,)
-            n("Cast", ["lens"], ["lens_i64"], to=TensorProto.INT64),
-            n("Unsqueeze", ["lens_i64", "axis1"], ["lens_b1"]),  # (B, 1)
-            n("Less", ["positions", "lens_b1"], ["valid_bl"]),  # (B, L)
-            n("Transpose", ["valid_bl"], ["valid_lb"], perm=[1, 0]),
-            n("Unsqueeze", ["valid_lb", "axes_13"], ["valid"]),  # (L, 1, B, 1)
-        ]
-        for d in ("fwd", "bwd"):
-            # ReduceMax takes its axes as an input from opset 18, as an attribute before.
-            reduce = (n("ReduceMax", [f"y_{d}_masked", "axis0"], [f"max_{d}"], keepdims=0)
-                      if opset >= 18 else
-                      n("ReduceMax", [f"y_{d}_masked"], [f"max_{d}"], axes=[0], keepdims=0))
-            nodes += [n("Where", ["valid", f"y_{d}", "minus_two"], [f"y_{d}_masked"]), reduce]
-        parts += ["max_fwd", "max_bwd"]  # each (1, B, H)
     nodes += [
-        n("Concat", parts, ["h_all"], axis=0),  # (2 or 4, B, H)
-        n("Transpose", ["h_all"], ["h_bt"], perm=[1, 0, 2]),  # (B, 2 or 4, H)
+        n("Concat", ["h_fwd", "h_bwd"], ["h_all"], axis=0),  # (2, B, H)
+        n("Transpose", ["h_all"], ["h_bt"], perm=[1, 0, 2]),  # (B, 2, H)
         n("Reshape", ["h_bt", "feat_shape"], ["feat"]),
         n("MatMul", ["feat", "fc.weight_t"], ["fc_mm"]),
         n("Add", ["fc_mm", "fc.bias"], ["fc_out"]),

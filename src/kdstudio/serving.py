@@ -790,7 +790,7 @@ Made with the knowledge-distillation studio (`kdstudio`), run `{run.id}`.
 
 - **Teacher**: `{teacher_src}` ({how}); {t.get('parameters', 0) / 1e6:.1f} M parameters;
   validation accuracy {t.get('val_accuracy', float('nan')):.1%} when it was trained/loaded.
-- **Student**: a BiLSTM (Tang et al. 2019): hidden size {sc.hidden_size} per direction (pooling `{sc.pooling}`), a
+- **Student**: a BiLSTM (Tang et al. 2019): hidden size {sc.hidden_size} per direction, a
   {sc.fc_size}-unit ReLU layer, {'embeddings initialised from the teacher’s input embeddings' if sc.embedding_init == 'teacher' else 'randomly initialised embeddings'};
   trained for up to {sc.epochs} epoch(s) with loss `{sc.loss}` (α = {sc.alpha:g}, T = {sc.temperature:g}), learning rate
   {sc.learning_rate:g}, batch size {sc.batch_size}.

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,50 +52,10 @@ class _Batches(torch.utils.data.Dataset):
         return item
 
 
-class WeightAverage:
-    """Exponential moving average of a model's parameters (``StudentConfig.ema``).
-
-    The decay starts low and rises to ``decay`` as min(decay, (1 + n) / (10 + n)) after n
-    updates, so the first steps do not drag the random initialisation along.
-    """
-
-    def __init__(self, net: torch.nn.Module, decay: float):
-        self.decay, self.updates = decay, 0
-        self.params = list(net.parameters())
-        self.shadow = [p.detach().clone() for p in self.params]
-
-    @torch.no_grad()
-    def update(self) -> None:
-        self.updates += 1
-        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for s, p in zip(self.shadow, self.params, strict=True):
-            s.lerp_(p.detach(), 1.0 - d)
-
-    @torch.no_grad()
-    def copy_to_model(self) -> None:
-        for s, p in zip(self.shadow, self.params, strict=True):
-            p.copy_(s)
-
-    @contextmanager
-    def applied(self) -> Iterator[None]:
-        """The model holds the averaged weights inside the block, its own ones after."""
-        with torch.no_grad():
-            backup = [p.detach().clone() for p in self.params]
-            self.copy_to_model()
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                for b, p in zip(backup, self.params, strict=True):
-                    p.copy_(b)
-
-
 def make_optimizer(cfg: StudentConfig, params) -> torch.optim.Optimizer:
     params = [p for p in params if p.requires_grad]
     if cfg.optimizer == "adadelta":
         return torch.optim.Adadelta(params, lr=cfg.learning_rate, rho=0.95)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.learning_rate)
     return torch.optim.Adam(params, lr=cfg.learning_rate)
 
 
@@ -146,7 +105,6 @@ def train_student(model: BiLSTMClassifier, train: TrainSet, val_ids: list[np.nda
     acc = Accelerator(cpu=cpu)
     opt = make_optimizer(cfg, model.parameters())
     model, opt = acc.prepare(model, opt)
-    average = WeightAverage(acc.unwrap_model(model), cfg.ema) if cfg.ema > 0 else None
 
     lengths = [len(x) for x in train.ids]
     steps_per_epoch = math.ceil(len(lengths) / cfg.batch_size)
@@ -170,9 +128,6 @@ def train_student(model: BiLSTMClassifier, train: TrainSet, val_ids: list[np.nda
         net.train()
         return float((logits.argmax(-1) == val_labels).mean())
 
-    def averaged():  # the weights evaluated and kept: the average's when there is one
-        return average.applied() if average is not None else nullcontext()
-
     for epoch in range(1, cfg.epochs + 1):
         loader = torch.utils.data.DataLoader(
             _Batches(train, length_batches(lengths, cfg.batch_size, rng)),
@@ -193,22 +148,15 @@ def train_student(model: BiLSTMClassifier, train: TrainSet, val_ids: list[np.nda
             opt.step()
             if sched is not None:
                 sched.step()
-            if average is not None:
-                average.update()
             step += 1
             loss_value = float(loss.detach())
             running += loss_value
             n_run += 1
             progress.update(step, loss=loss_value, epoch=epoch)
             if step % eval_every == 0 or step == total:
-                raw_acc = evaluate() if average is not None else None
-                with averaged():
-                    val_acc = evaluate()
-                rec = {"step": step, "epoch": epoch, "train_loss": running / max(1, n_run),
-                       "val_accuracy": val_acc}
-                if raw_acc is not None:
-                    rec["val_accuracy_raw"] = raw_acc
-                history.append(rec)
+                val_acc = evaluate()
+                history.append({"step": step, "epoch": epoch,
+                                "train_loss": running / max(1, n_run), "val_accuracy": val_acc})
                 running, n_run = 0.0, 0
                 # eval_step tells listeners which step this accuracy belongs to (progress
                 # events repeat the latest value until the next evaluation).
@@ -217,10 +165,9 @@ def train_student(model: BiLSTMClassifier, train: TrainSet, val_ids: list[np.nda
                 if val_acc > best["val_accuracy"]:
                     best = {"val_accuracy": val_acc, "step": step, "epoch": epoch}
                     bad_evals = 0
-                    with averaged():
-                        best_state = copy.deepcopy(acc.unwrap_model(model).state_dict())
-                        if on_best is not None and acc.is_main_process:
-                            on_best(acc.unwrap_model(model), best)
+                    best_state = copy.deepcopy(acc.unwrap_model(model).state_dict())
+                    if on_best is not None and acc.is_main_process:
+                        on_best(acc.unwrap_model(model), best)
                 else:
                     bad_evals += 1
             if on_step is not None and acc.is_main_process:
@@ -230,8 +177,6 @@ def train_student(model: BiLSTMClassifier, train: TrainSet, val_ids: list[np.nda
         if stopped or (cfg.patience and bad_evals >= cfg.patience):
             break
     net = acc.unwrap_model(model)
-    if average is not None and average.updates:
-        average.copy_to_model()  # from here on the model holds the averaged weights
     if cfg.keep == "last" and not stopped:
         # The weights training ended with; the accuracy is the final evaluation's.
         final = history[-1]["val_accuracy"] if history and history[-1]["step"] == step \

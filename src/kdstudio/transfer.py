@@ -28,10 +28,7 @@ from .teacher import Teacher
 
 def cache_key(teacher_fp: str, task: TaskData, cfg: AugmentConfig, seed: int,
               max_length: int, int8_labels: bool = False) -> str:
-    augment = cfg.to_dict()
-    if augment["copies"] == "uniform":  # so that sets built before the setting keep their keys
-        del augment["copies"]
-    fields = {"teacher": teacher_fp, "data": task.fingerprint(), "augment": augment,
+    fields = {"teacher": teacher_fp, "data": task.fingerprint(), "augment": cfg.to_dict(),
               "seed": seed, "max_length": max_length}
     if int8_labels:  # only then, so that sets labelled in fp32 keep their cached keys
         fields["labels"] = "int8"

@@ -17,7 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from .. import serving
-from ..config import RunConfig, StudentConfig
+from ..config import RunConfig, StudentConfig, choices
 from ..losses import LOSSES
 from .augment_tab import aug_sliders, augment_config
 from .common import duration, guarded, info_md, ok_md
@@ -93,12 +93,10 @@ def build(defaults: RunConfig) -> DistillTab:
             with gr.Accordion("Student", open=True):
                 hidden_size = gr.Slider(8, 512, value=sc.hidden_size, step=2,
                                         label="BiLSTM hidden size (per direction)")
-                embedding_init = gr.Radio(["teacher", "teacher-context", "random"],
+                embedding_init = gr.Radio(list(choices(StudentConfig, "embedding_init")),
                                           value=sc.embedding_init, label="Embedding init",
-                                          info="teacher: the teacher's input embeddings · "
-                                               "teacher-context: each token's mean hidden "
-                                               "state in the teacher (one more pass of the "
-                                               "teacher, cached)")
+                                          info="teacher: the teacher's input embeddings "
+                                               "(kept frozen) · random: trained from scratch")
                 loss = gr.Radio(list(LOSSES), value=sc.loss, label="Loss",
                                 info="mse: on logits (Tang et al.) · kl: softened by T "
                                      "(Hinton et al.) · ce: hard labels only")
