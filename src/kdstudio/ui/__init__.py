@@ -1,7 +1,7 @@
 """The browser studio (Gradio): one module per tab, and :mod:`.builder` putting them together.
 
 Tabs are thin adapters from widgets to a config, a core call or a job start, and a display;
-everything they need beyond the pipeline lives in :mod:`kdstudio.serving` (no Gradio).
+everything they need beyond the pipeline lives in :mod:`kdstudio.studio` (no Gradio).
 """
 
 from __future__ import annotations

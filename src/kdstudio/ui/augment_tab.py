@@ -15,11 +15,9 @@ from dataclasses import dataclass
 import gradio as gr
 import numpy as np
 
-from .. import serving
-from ..augment import AugmentedCopy, preview
+from .. import studio
 from ..config import AugmentConfig, RunConfig
-from ..pipeline import cache_dir_for
-from .common import guarded, info_md
+from .common import Form, info_md, on, section
 from .data_tab import data_config
 
 RULE_CLASS = {"mask": ("kd-mask", "mask"), "pos": ("kd-pos", "POS swap"),
@@ -42,16 +40,21 @@ class AugmentTab:
     copies: gr.HTML
 
     @property
-    def params(self) -> list:
-        return [self.p_mask, self.p_pos, self.p_ng, self.n_iter]
+    def params(self) -> Form:
+        return aug_form([self.p_mask, self.p_pos, self.p_ng, self.n_iter])
 
 
-def augment_config(p_mask: float, p_pos: float, p_ng: float, n_iter: float,
-                   defaults: AugmentConfig) -> AugmentConfig:
+#: The augmentation widgets, by AugmentConfig setting, and how each value is read.
+AUG_FIELDS = {"p_mask": float, "p_pos": float, "p_ng": float, "n_iter": int}
+
+
+def aug_form(sliders: list) -> Form:
+    return Form(**dict(zip(AUG_FIELDS, sliders, strict=True)))
+
+
+def augment_config(v: dict, defaults: AugmentConfig) -> AugmentConfig:
     """Augmentation widgets → :class:`AugmentConfig` (validation names a bad value)."""
-    return AugmentConfig.from_dict({**defaults.to_dict(), "p_mask": float(p_mask),
-                                    "p_pos": float(p_pos), "p_ng": float(p_ng),
-                                    "n_iter": int(n_iter)})
+    return section(AugmentConfig, defaults, v, AUG_FIELDS)
 
 
 def aug_sliders(defaults: AugmentConfig, n_iter_max: int = 30) -> list:
@@ -101,7 +104,7 @@ def _word(w: str, cls: str | None, title: str | None = None) -> str:
     return f"<span class='kd-w {cls}'{t}>{w}</span>" if cls else f"<span class='kd-w'>{w}</span>"
 
 
-def render_copy(copy: AugmentedCopy | None, words: list[str]) -> str:
+def render_copy(copy: studio.AugmentedCopy | None, words: list[str]) -> str:
     """One copy as HTML: changed words marked by rule; words an n-gram dropped, struck out."""
     if copy is None:
         return " ".join(_word(w, None) for w in words)
@@ -128,7 +131,7 @@ def _bars(probs: np.ndarray | None, names: list[str]) -> str:
     return "".join(cells)
 
 
-def render_copies(words: list[str], copies: list[AugmentedCopy], probs: np.ndarray | None,
+def render_copies(words: list[str], copies: list[studio.AugmentedCopy], probs: np.ndarray | None,
                   names: list[str]) -> str:
     legend = ("<div class='kd-legend'>" + _word("mask", "kd-mask") + _word("POS swap", "kd-pos")
               + "<span class='kd-ngram'>n-gram kept</span>" + _word("dropped", "kd-drop")
@@ -154,69 +157,58 @@ def render_copies(words: list[str], copies: list[AugmentedCopy], probs: np.ndarr
 # ---------------------------------------------------------------------------------------
 # Handlers
 # ---------------------------------------------------------------------------------------
-def _context(run_id: str | None, source, dataset, uploaded, text_col, label_col, max_train,
-             max_val, seed, defaults: RunConfig):
+def _context(v: dict, defaults: RunConfig):
     """(task, run or None, pos dictionary, note) for the chosen data."""
-    dcfg = data_config(source, dataset, uploaded, text_col, label_col, max_train, max_val)
-    task = serving.load_task_cached(dcfg, int(seed or 0))
+    task = studio.load_task_cached(data_config(v), int(v["seed"] or 0))
     run = None
-    if run_id:
+    if v["run"]:
         try:
-            run = serving.get_run(run_id)
-        except serving.UserInputError:
+            run = studio.get_run(v["run"])
+        except studio.UserInputError:
             run = None
-    cache = cache_dir_for(run) if run is not None else serving.runs_root() / "_cache"
-    pos, note = serving.preview_pos_dictionary(task, defaults.augment.spacy_model, cache)
+    pos, note = studio.preview_pos_dictionary(task, defaults.augment.spacy_model, run)
     return task, run, pos, note
 
 
-@guarded(n_outputs=3, message_at=0)
-def preview_augmentation(defaults: RunConfig, sentence, p_mask, p_pos, p_ng, n_iter, aug_seed,
-                         run_id, source, dataset, uploaded, text_col, label_col, max_train,
-                         max_val, seed):
+def preview_augmentation(defaults: RunConfig, v: dict):
     """Outputs: msg, POS tags, copies HTML."""
-    text, notes = serving.clean_text(sentence)
+    text, notes = studio.clean_text(v["sentence"])
     if len(text) > 600:
         notes.append("long sentence: only the first 600 characters are previewed")
         text = text[:600]
-    cfg = augment_config(p_mask, p_pos, p_ng, n_iter, defaults.augment)
-    task, run, pos, note = _context(run_id, source, dataset, uploaded, text_col, label_col,
-                                    max_train, max_val, seed, defaults)
-    teacher = serving.teacher_for(run) if run is not None else None
+    cfg = augment_config(v, defaults.augment)
+    task, run, pos, note = _context(v, defaults)
+    teacher = studio.teacher_for(run) if run is not None else None
     mask = teacher.mask_token if teacher is not None else "[MASK]"
-    tags, copies = preview(text, pos, cfg, int(aug_seed or 0), mask)
+    tags, copies = studio.augment_preview(text, pos, cfg, int(v["aug_seed"] or 0), mask)
     words = [w for w, _ in tags]
     probs, names = None, task.label_names
     if teacher is not None:
-        names, probs = serving.soft_labels(run, [" ".join(words)] + [c.text for c in copies])
+        names, probs = studio.soft_labels(run, [" ".join(words)] + [c.text for c in copies])
         notes.append(f"teacher of run {run.id}")
     else:
         notes.append("no finished teacher in the selected run yet, so no soft labels")
     notes.insert(0, note)
-    msg = info_md(f"{len(copies)} distinct copies from {int(n_iter)} draws · "
+    msg = info_md(f"{len(copies)} distinct copies from {cfg.n_iter} draws · "
                   + " · ".join(notes))
     return msg, tags, render_copies(words, copies, probs, names)
 
 
-@guarded(n_outputs=2, message_at=1)
-def random_sentence(defaults: RunConfig, source, dataset, uploaded, text_col, label_col,
-                    max_train, max_val, seed):
-    dcfg = data_config(source, dataset, uploaded, text_col, label_col, max_train, max_val)
-    task = serving.load_task_cached(dcfg, int(seed or 0))
+def random_sentence(v: dict):
+    """Outputs: the sentence box, msg."""
+    task = studio.load_task_cached(data_config(v), int(v["seed"] or 0))
     rng = np.random.default_rng()
     return task.train.texts[int(rng.integers(len(task.train)))], ""
 
 
-def wire(t: AugmentTab, defaults: RunConfig, data_inputs: list, seed: gr.Number,
-         run_dd: gr.Dropdown) -> None:
+def wire(t: AugmentTab, defaults: RunConfig, data_form: Form, run_dd: gr.Dropdown) -> None:
     _preview = functools.partial(preview_augmentation, defaults)
-    _random = functools.partial(random_sentence, defaults)
-
-    inputs = [t.sentence, *t.params, t.aug_seed, run_dd, *data_inputs, seed]
-    t.preview_btn.click(_preview, inputs, [t.msg, t.tags, t.copies],
-                        api_name="augment_preview")
-    t.sentence.submit(_preview, inputs, [t.msg, t.tags, t.copies], api_visibility="private")
-    t.random_btn.click(_random, [*data_inputs, seed], [t.sentence, t.msg],
-                       api_name="random_sentence").then(
-        _preview, inputs, [t.msg, t.tags, t.copies], api_visibility="private")
-
+    # The API's parameter order: sentence, the four rates, seed, run, then the data.
+    form = (Form(sentence=t.sentence) + t.params + Form(aug_seed=t.aug_seed, run=run_dd)
+            + data_form)
+    outs = [t.msg, t.tags, t.copies]
+    on(t.preview_btn.click, _preview, form, outs, t.msg, api_name="augment_preview")
+    on(t.sentence.submit, _preview, form, outs, t.msg, api_visibility="private")
+    random = on(t.random_btn.click, random_sentence, data_form, [t.sentence, t.msg], t.msg,
+                api_name="random_sentence")
+    on(random.then, _preview, form, outs, t.msg, api_visibility="private")

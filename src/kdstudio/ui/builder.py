@@ -15,10 +15,10 @@ from typing import Any
 
 import gradio as gr
 
-from .. import serving
+from .. import studio
 from ..config import RunConfig
 from . import augment_tab, compare_tab, data_tab, distill_tab, export_tab
-from .common import guarded, ok_md
+from .common import Form, ok_md, on
 
 ASSETS = Path(__file__).resolve().parents[3] / "assets"
 POLL_SECONDS = 1.5
@@ -33,26 +33,24 @@ def defaults() -> RunConfig:
 # ---------------------------------------------------------------------------------------
 # Handlers that span tabs
 # ---------------------------------------------------------------------------------------
-@guarded(n_outputs=4, message_at=0)
 def quick_demo():
     """Outputs: header message, run dropdown, watch state, tabs."""
     cfg = defaults()
-    run = serving.start_run(cfg)
+    run = studio.start_run(cfg)
     return (ok_md(f"Quick demo started as run {run.id}: the whole pipeline on "
                   f"{cfg.data.max_train_examples or 'all'} SST-2 sentences. Progress below."),
-            gr.update(choices=serving.run_choices(), value=run.id), run.id,
+            gr.update(choices=studio.run_choices(), value=run.id), run.id,
             gr.Tabs(selected="distill"))
 
 
 def on_load():
     """Open on the running job if there is one, else on the latest finished run."""
-    root = serving.runs_root()
-    from ..jobs import active_job
-
-    active = active_job(root)
-    fin = serving.default_run(root)
-    choices = serving.run_choices(root)
-    value = fin.id if fin is not None else (choices[0][1] if choices else None)
+    root = studio.runs_root()
+    active = studio.active_job(root)
+    fin = studio.default_run(root)
+    choices = studio.run_choices(root)
+    shown = active or fin  # a page reloaded mid-job follows the job
+    value = shown.id if shown is not None else (choices[0][1] if choices else None)
     tab = "distill" if active is not None else ("compare" if fin is not None else "data")
     return gr.update(choices=choices, value=value), gr.Tabs(selected=tab)
 
@@ -66,53 +64,65 @@ def _signature(run, selected: str | None) -> list:
         else 0]
 
 
+#: What a poll redraws, in order (see :func:`tick`).
+POLL_OUTPUTS = ("monitor", "bar", "loss plot", "accuracy plot", "runs table", "run dropdown",
+                "teacher status", "poll state", "ended")
+
+
 def tick(watch: str | None, selected: str | None, last: dict | None):
     """Redraw the progress panel from the watched run's folder (skipped when unchanged).
-    Outputs: monitor, bar, loss plot, accuracy plot, runs table, run dropdown, teacher
-    status, poll state."""
-    n_out = 8
+    Outputs: :data:`POLL_OUTPUTS`. "ended" changes when a job this page followed ends, which
+    refreshes Compare, Export and the teacher status in every open browser."""
+    skip = (gr.skip(),) * len(POLL_OUTPUTS)
     try:
         last = last or {}
-        run = serving.watch_target(watch)
+        run = studio.watch_target(watch)
         sig = _signature(run, selected)
         # Idle pages cost two stat calls per poll; while a job runs, redraw every time so
         # the elapsed time moves even in phases that report rarely.
         running = run is not None and run.status().get("status") == "running"
         if sig == last.get("sig") and not running:
-            return (gr.skip(),) * n_out
-        snap = serving.snapshot(run) if run is not None else None
-        loss, acc = (distill_tab.curve_figures(snap.curves) if snap is not None else
-                     (distill_tab.empty_figure("Training loss"),
-                      distill_tab.empty_figure("Validation accuracy")))
-        choices = [list(c) for c in serving.run_choices()]
-        dd: Any = gr.skip()
-        if choices != last.get("choices"):
-            dd = gr.update(choices=[tuple(c) for c in choices])
-        # The job this page was following has just finished: show its results (also in a
-        # reloaded page or a second browser, which follow the running job too).
-        if (snap is not None and snap.status == "done" and last.get("status") == "running"
-                and last.get("run") == snap.run_id and serving.has_models(run)):
-            dd = gr.update(choices=[tuple(c) for c in choices], value=snap.run_id)
-        state = {"sig": sig, "choices": choices, "status": snap.status if snap else None,
-                 "run": snap.run_id if snap else None}
-        return (distill_tab.monitor_md(snap), distill_tab.bar_html(snap), loss, acc,
-                distill_tab.runs_frame(), dd, data_tab.teacher_status_md(selected), state)
+            return skip
+        return _redraw(run, selected, last, sig)
     except Exception:  # noqa: BLE001 - a poll must never break the page; the next one retries
         import logging
 
         logging.getLogger("kdstudio.ui").exception("progress poll failed")
-        return (gr.skip(),) * n_out
+        return skip
+
+
+def _redraw(run, selected: str | None, last: dict, sig: list) -> tuple:
+    snap = studio.snapshot(run) if run is not None else None
+    loss, acc = (distill_tab.curve_figures(snap.curves) if snap is not None else
+                 (distill_tab.empty_figure("Training loss"),
+                  distill_tab.empty_figure("Validation accuracy")))
+    choices = [list(c) for c in studio.run_choices()]
+    dd: Any = gr.skip()
+    if choices != last.get("choices"):
+        dd = gr.update(choices=[tuple(c) for c in choices])
+    ended: Any = gr.skip()
+    # The job this page was following has just ended (also in a reloaded page or a second
+    # browser, which follow the running job too): show it. Setting the dropdown to the value
+    # it already holds fires no change event, so "ended" drives the refresh.
+    if (snap is not None and snap.status != "running" and last.get("status") == "running"
+            and last.get("run") == snap.run_id):
+        dd = gr.update(choices=[tuple(c) for c in choices], value=snap.run_id)
+        ended = f"{snap.run_id}:{snap.status}:{sig[2:]}"
+    state = {"sig": sig, "choices": choices, "status": snap.status if snap else None,
+             "run": snap.run_id if snap else None}
+    return (distill_tab.monitor_md(snap), distill_tab.bar_html(snap), loss, acc,
+            distill_tab.runs_frame(), dd, data_tab.teacher_status_md(selected), state, ended)
 
 
 def job_status(run_id: str = "") -> dict:
     """The state of a run (default: the running job, else the newest run), for scripts."""
     try:
-        run = serving.get_run(run_id) if run_id else serving.watch_target(None)
-    except serving.UserInputError as e:
+        run = studio.get_run(run_id) if run_id else studio.watch_target(None)
+    except studio.UserInputError as e:
         return {"status": "unknown", "message": str(e)}
     if run is None:
         return {"status": "none", "message": "no runs yet"}
-    snap = serving.snapshot(run)
+    snap = studio.snapshot(run)
     d = dataclasses.asdict(snap)
     d.pop("curves")
     d["stages"] = [list(s) for s in snap.stages]
@@ -128,14 +138,15 @@ def build_app() -> gr.Blocks:
     with gr.Blocks(title=TITLE) as demo:
         watch = gr.State(None)  # id of the run this browser started last
         poll = gr.State(None)  # what the last poll drew (to skip unchanged redraws)
+        ended = gr.State(None)  # set when a followed job ends: refreshes the result views
         with gr.Row(equal_height=True, elem_classes="kd-title"):
             with gr.Column(scale=3):
                 gr.Markdown(f"# 🧪 {TITLE}\nDistil a fine-tuned transformer into a small "
                             "BiLSTM (Tang et al. 2019), quantize it to int8, and compare them.")
             with gr.Column(scale=2):
                 # Custom values allowed: choices change as runs appear, and the API takes any
-                # run id (serving.get_run checks it).
-                run_dd = gr.Dropdown(serving.run_choices(), value="", label="Run",
+                # run id (studio.get_run checks it).
+                run_dd = gr.Dropdown(studio.run_choices(), value="", label="Run",
                                      elem_id="kd-run", allow_custom_value=True,
                                      info="Compare and Export show this run; Augmentation "
                                           "uses its teacher")
@@ -155,30 +166,34 @@ def build_app() -> gr.Blocks:
                 exp = export_tab.build()
         timer = gr.Timer(POLL_SECONDS)
 
-        data_tab.wire(data, cfg, data.seed, run_dd, watch)
-        augment_tab.wire(aug, cfg, data.data_inputs, data.seed, run_dd)
-        distill_tab.wire(dist, cfg, data.data_inputs, data.teacher_inputs, data.seed, run_dd,
+        data_tab.wire(data, cfg, run_dd, watch)
+        data_form = data.data_form + data.seed_form
+        augment_tab.wire(aug, cfg, data_form, run_dd)
+        distill_tab.wire(dist, cfg, data.data_form, data.teacher_form, data.seed, run_dd,
                          watch)
         compare_tab.wire(comp, run_dd)
 
         # The augmentation sliders live on two tabs; keep them equal (.input fires only on
         # a user's change, so the two listeners cannot ping-pong).
-        for a, b in zip(aug.params, dist.aug_inputs, strict=True):
+        for a, b in zip(aug.params.inputs, dist.aug_form.inputs, strict=True):
             a.input(lambda v: v, a, b, api_visibility="private", queue=False)
             b.input(lambda v: v, b, a, api_visibility="private", queue=False)
 
-        demo_btn.click(quick_demo, None, [header_msg, run_dd, watch, tabs],
-                       api_name="quick_demo", concurrency_limit=1)
+        on(demo_btn.click, quick_demo, None, [header_msg, run_dd, watch, tabs], header_msg,
+           api_name="quick_demo", concurrency_limit=1)
         poll_outs = [dist.monitor, dist.bar, dist.loss_plot, dist.acc_plot, dist.runs, run_dd,
-                     data.teacher_status, poll]
+                     data.teacher_status, poll, ended]
         timer.tick(tick, [watch, run_dd, poll], poll_outs, api_visibility="private",
                    concurrency_limit=None, show_progress="hidden", trigger_mode="always_last")
-        show_outs = [comp.header, comp.table, comp.scatter, comp.sizes, comp.seed_table,
-                     comp.disagree]
-        run_dd.change(compare_tab.show_results, run_dd, show_outs, api_name="results"
-                      ).then(export_tab.prepare, run_dd, exp.outputs, api_name="export"
-                             ).then(data_tab.teacher_status_md, run_dd, data.teacher_status,
-                                    api_visibility="private")
+        selected = Form(run=run_dd)
+        for trigger, api in ((run_dd.change, "results"), (ended.change, None)):
+            vis = {"api_name": api} if api else {"api_visibility": "private"}
+            shown = on(trigger, compare_tab.show_results, selected, comp.results_outputs,
+                       comp.header, **vis)
+            ready = on(shown.then, export_tab.prepare, selected, exp.outputs, exp.msg,
+                       **({"api_name": "export"} if api else vis))
+            ready.then(data_tab.teacher_status_md, run_dd, data.teacher_status,
+                       api_visibility="private")
         demo.load(on_load, None, [run_dd, tabs], api_visibility="private").then(
             tick, [watch, run_dd, poll], poll_outs, api_visibility="private",
             show_progress="hidden")
@@ -189,9 +204,9 @@ def build_app() -> gr.Blocks:
 def launch_kwargs() -> dict[str, Any]:
     """Arguments for ``demo.launch``: host and port come from GRADIO_SERVER_NAME/PORT (Gradio
     reads them), the runs folder from KDSTUDIO_RUNS_DIR; no share link unless asked for."""
-    root = serving.runs_root()
+    root = studio.runs_root()
     root.mkdir(parents=True, exist_ok=True)
-    limit = serving.max_upload_bytes()
+    limit = studio.max_upload_bytes()
     return {
         "theme": gr.themes.Soft(primary_hue="indigo", secondary_hue="slate"),
         "css_paths": [ASSETS / "studio.css"],

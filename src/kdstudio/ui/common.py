@@ -1,6 +1,7 @@
 """Helpers every tab shares: turning errors into messages, and small formatting bits.
 
-A handler that can fail is wrapped with :func:`guarded`: errors a user can fix (bad input,
+A handler is wired with :func:`on`, which reads its widgets as one dict (:class:`Form`):
+errors a user can fix (bad input,
 bad data, a missing teacher, a busy job) become a warning toast plus a message in the tab's
 message box, and every other output is left as it was (``gr.skip()``), so a failed action
 changes nothing on screen or on disk. Anything unexpected is logged on the server with its
@@ -17,43 +18,76 @@ from typing import Any
 
 import gradio as gr
 
-from ..augment import SpacyModelError
-from ..data import DataError
-from ..jobs import JobBusy
-from ..serving import UserInputError
-from ..teacher import TeacherError
+from ..studio.errors import user_errors
 
 log = logging.getLogger("kdstudio.ui")
 
 #: Errors whose message is written for the user (the core raises them at its edges).
-USER_ERRORS = (UserInputError, DataError, TeacherError, SpacyModelError, JobBusy, ValueError)
+USER_ERRORS = user_errors()
 
 
-def guarded(n_outputs: int, message_at: int | None = None) -> Callable:
-    """Wrap a handler with ``n_outputs`` outputs; on error, show the message (toast, and in
-    output ``message_at`` if given) and leave the other outputs unchanged."""
+class Form:
+    """Named widgets whose values reach a handler as one dict. The order Gradio passes them
+    in (and the API's parameter order) is fixed here, once; forms add up in order."""
 
-    def deco(fn: Callable) -> Callable:
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any):
-            try:
-                return fn(*args, **kwargs)
-            except USER_ERRORS as e:
-                msg = str(e) or type(e).__name__
-            except Exception as e:  # noqa: BLE001 - the server must keep serving
-                log.exception("handler %s failed", fn.__name__)
-                first = (str(e).splitlines() or [""])[0][:300]
-                msg = (f"Something went wrong ({type(e).__name__}: {first}). The studio is "
-                       "still running; try again, or check the server log")
-            gr.Warning(msg)
-            out: list[Any] = [gr.skip()] * n_outputs
-            if message_at is not None:
-                out[message_at] = error_md(msg)
-            return out[0] if n_outputs == 1 else tuple(out)
+    def __init__(self, **widgets: Any):
+        self.widgets = widgets
 
-        return wrapper
+    def __add__(self, other: Form) -> Form:
+        return Form(**self.widgets, **other.widgets)
 
-    return deco
+    @property
+    def inputs(self) -> list:
+        return list(self.widgets.values())
+
+    def read(self, values: tuple) -> dict[str, Any]:
+        return dict(zip(self.widgets, values, strict=True))
+
+
+def guard(fn: Callable, keys: list[str] | None, n_out: int, message_at: int | None = None
+          ) -> Callable:
+    """``fn(values)`` as a Gradio handler: the positional values become one dict under
+    ``keys`` (no argument when None). Errors a user can fix become a warning toast and the
+    message in output ``message_at``; every other output is left as it was, so a failed
+    action changes nothing on screen or on disk. Anything unexpected is logged with its
+    traceback and shown as one line."""
+
+    @functools.wraps(fn)
+    def handler(*values: Any):
+        try:
+            return fn(dict(zip(keys, values, strict=True))) if keys is not None else fn()
+        except USER_ERRORS as e:
+            msg = str(e) or type(e).__name__
+        except Exception as e:  # noqa: BLE001 - the server must keep serving
+            log.exception("handler %s failed", getattr(fn, "__name__", fn))
+            first = (str(e).splitlines() or [""])[0][:300]
+            msg = (f"Something went wrong ({type(e).__name__}: {first}). The studio is "
+                   "still running; try again, or check the server log")
+        gr.Warning(msg)
+        out: list[Any] = [gr.skip()] * n_out
+        if message_at is not None:
+            out[message_at] = error_md(msg)
+        return out[0] if n_out == 1 else tuple(out)
+
+    return handler
+
+
+def on(event: Callable, fn: Callable, form: Form | None, outputs: list,
+       message: Any = None, **kwargs: Any) -> Any:
+    """Wire ``fn(values)`` to a Gradio event through :func:`guard`: values is the form's
+    dict, and ``message`` (one of ``outputs``) receives an error's message."""
+    handler = guard(fn, None if form is None else list(form.widgets), len(outputs),
+                    None if message is None else outputs.index(message))
+    return event(handler, None if form is None else form.inputs,
+                 outputs[0] if len(outputs) == 1 else outputs, **kwargs)
+
+
+def section(cls: type, defaults: Any, values: dict[str, Any], casts: dict[str, Callable]
+            ) -> Any:
+    """A config section from widget values (each cast as ``casts`` says); settings not on
+    screen keep ``defaults``'."""
+    return cls.from_dict({**defaults.to_dict(),
+                          **{k: cast(values[k]) for k, cast in casts.items()}})
 
 
 def error_md(msg: str) -> str:

@@ -1,7 +1,7 @@
 """Tab 4, Compare: teacher, student and int8 student side by side, live and measured.
 
 A text box sends one sentence to every model of the selected run (models are loaded once,
-server-side, by :mod:`kdstudio.serving`); the tables and charts come from the run's
+server-side, by :mod:`kdstudio.studio`); the tables and charts come from the run's
 ``results.json`` as the compare stage measured them; disagreements are computed on demand.
 """
 
@@ -15,9 +15,9 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from .. import serving
+from .. import studio
 from ..compare import figures
-from .common import error_md, guarded, info_md
+from .common import Form, error_md, info_md, on
 
 ASSETS = Path(__file__).resolve().parents[3] / "assets"
 
@@ -37,6 +37,11 @@ class CompareTab:
     disagree_btn: gr.Button
     disagree_msg: gr.Markdown
     disagree: gr.Dataframe
+
+    @property
+    def results_outputs(self) -> list:
+        return [self.header, self.table, self.scatter, self.sizes, self.seed_table,
+                self.disagree]
 
 
 def example_sentences() -> list[str]:
@@ -62,7 +67,7 @@ def build() -> CompareTab:
             msg = gr.Markdown(elem_id="kd-predict-msg")
             with gr.Row():
                 labels = [gr.Label(label=title, num_top_classes=5, elem_id=f"kd-label-{kind}")
-                          for kind, title in serving.MODEL_KINDS]
+                          for kind, title in studio.MODEL_KINDS]
             timing = gr.Markdown(elem_id="kd-timing")
     header = gr.Markdown(elem_id="kd-compare-header")
     table = gr.Dataframe(interactive=False, wrap=True, label="Measured on the validation set",
@@ -88,20 +93,20 @@ def build() -> CompareTab:
 # ---------------------------------------------------------------------------------------
 def _run_or_latest(run_id: str | None):
     if run_id:
-        return serving.get_run(run_id)
-    run = serving.default_run()
+        return studio.get_run(run_id)
+    run = studio.default_run()
     if run is None:
-        raise serving.UserInputError(
+        raise studio.UserInputError(
             "No finished run yet: run the quick demo or start a distillation")
     return run
 
 
-@guarded(n_outputs=5, message_at=0)
-def classify(text: str, run_id: str | None):
+def classify(v: dict):
     """Outputs: msg, teacher, student, int8 student (labels), timing."""
-    serving.clean_text(text)  # empty text fails before any model loads
-    run = _run_or_latest(run_id)
-    answers, notes = serving.predict(run, text)
+    text = v["text"]
+    studio.clean_text(text)  # empty text fails before any model loads
+    run = _run_or_latest(v["run"])
+    answers, notes = studio.predict(run, text)
     labels = []
     rows = []
     for a in answers:
@@ -119,13 +124,12 @@ def classify(text: str, run_id: str | None):
     return (msg, *labels, timing)
 
 
-@guarded(n_outputs=6, message_at=0)
-def show_results(run_id: str | None):
+def show_results(v: dict):
     """Outputs: header, table, scatter, sizes, seed table, disagreements (hidden)."""
     try:
-        run = _run_or_latest(run_id)
-        res = serving.finished_results(run)
-    except serving.UserInputError as e:
+        run = _run_or_latest(v["run"])
+        res = studio.finished_results(run)
+    except studio.UserInputError as e:
         # Clear the numbers: a run without results must not show another run's.
         return (error_md(str(e)), pd.DataFrame(), None, None, pd.DataFrame(),
                 gr.update(visible=False))
@@ -149,15 +153,14 @@ def show_results(run_id: str | None):
               + ". Machine: "
               f"{html.escape(str(env.get('cpu', '?')))}, {env.get('threads', '?')} threads"
               f"{', GPU ' + html.escape(env['cuda']) if env.get('cuda') else ''}.</span>")
-    return (header, pd.DataFrame(serving.comparison_table(res)), figs["accuracy_latency"],
-            figs["size"], pd.DataFrame(serving.seed_table(res)), gr.update(visible=False))
+    return (header, pd.DataFrame(studio.comparison_table(res)), figs["accuracy_latency"],
+            figs["size"], pd.DataFrame(studio.seed_table(res)), gr.update(visible=False))
 
 
-@guarded(n_outputs=2, message_at=0)
-def find_disagreements(run_id: str | None):
-    run = _run_or_latest(run_id)
-    serving.finished_results(run)
-    rows, n, n_val = serving.disagreements(run)
+def find_disagreements(v: dict):
+    run = _run_or_latest(v["run"])
+    studio.finished_results(run)
+    rows, n, n_val = studio.disagreements(run)
     if not rows:
         return (info_md(f"Student and teacher agree on all {n_val} validation sentences."),
                 gr.update(visible=False))
@@ -168,10 +171,11 @@ def find_disagreements(run_id: str | None):
 
 def wire(t: CompareTab, run_dd: gr.Dropdown) -> None:
     outs = [t.msg, *t.labels, t.timing]
-    t.predict_btn.click(classify, [t.text, run_dd], outs, api_name="predict",
-                        concurrency_limit=4)
-    t.text.submit(classify, [t.text, run_dd], outs, api_visibility="private",
-                  concurrency_limit=4)
-    t.disagree_btn.click(find_disagreements, run_dd, [t.disagree_msg, t.disagree],
-                         api_name="disagreements")
+    form = Form(text=t.text, run=run_dd)
+    on(t.predict_btn.click, classify, form, outs, t.msg, api_name="predict",
+       concurrency_limit=4)
+    on(t.text.submit, classify, form, outs, t.msg, api_visibility="private",
+       concurrency_limit=4)
+    on(t.disagree_btn.click, find_disagreements, Form(run=run_dd),
+       [t.disagree_msg, t.disagree], t.disagree_msg, api_name="disagreements")
 

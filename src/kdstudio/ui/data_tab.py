@@ -1,7 +1,7 @@
 """Tab 1, Data & teacher: pick the data, see what was detected, get a teacher.
 
 Widgets map to a :class:`DataConfig` (:func:`data_config`) and a :class:`TeacherConfig`
-(:func:`teacher_config`); previews go through :func:`serving.load_task_cached`; the teacher is
+(:func:`teacher_config`); previews go through :func:`studio.load_task_cached`; the teacher is
 fine-tuned (or an existing classifier loaded and evaluated) as a background job on a new run
 folder, which then becomes the selected run.
 """
@@ -15,11 +15,11 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from .. import serving
+from .. import studio
 from ..config import PACKAGED_MINILM, DataConfig, RunConfig, TeacherConfig
 from ..data import KNOWN_DATASETS
 from ..teacher import resolve_model_ref
-from .common import USER_ERRORS, duration, error_md, guarded, info_md, none_if_zero, ok_md
+from .common import USER_ERRORS, Form, duration, error_md, info_md, none_if_zero, ok_md, on
 
 SST2, HUB, UPLOAD = "SST-2 (built in)", "Hub id or server path", "Upload a file"
 AUTO = "(detect)"
@@ -53,55 +53,60 @@ class DataTab:
     teacher_status: gr.Markdown
 
     @property
-    def data_inputs(self) -> list:
-        """The widgets :func:`data_config` reads, in its argument order."""
-        return [self.source, self.dataset, self.uploaded, self.text_col, self.label_col,
-                self.max_train, self.max_val]
+    def data_form(self) -> Form:
+        """The widgets :func:`data_config` reads."""
+        return Form(source=self.source, dataset=self.dataset, uploaded=self.uploaded,
+                    text_col=self.text_col, label_col=self.label_col,
+                    max_train=self.max_train, max_val=self.max_val)
 
     @property
-    def teacher_inputs(self) -> list:
-        return [self.teacher_mode, self.backbone, self.pretrained, self.teacher_epochs]
+    def teacher_form(self) -> Form:
+        """The widgets :func:`teacher_config` reads."""
+        return Form(teacher_mode=self.teacher_mode, backbone=self.backbone,
+                    pretrained=self.pretrained, teacher_epochs=self.teacher_epochs)
+
+    @property
+    def seed_form(self) -> Form:
+        return Form(seed=self.seed)
 
 
-def data_config(source: str, dataset: str, uploaded: str, text_col: str | None,
-                label_col: str | None, max_train: float | None, max_val: float | None
-                ) -> DataConfig:
+def data_config(v: dict) -> DataConfig:
     """Data widgets → :class:`DataConfig`."""
+    source, text_col, label_col = v["source"], v["text_col"], v["label_col"]
     if source == SST2:
         name = "sst2"
     elif source == UPLOAD:
-        name = (uploaded or "").strip()
+        name = (v["uploaded"] or "").strip()
         if not name:
-            raise serving.UserInputError("Upload a CSV, TSV, JSON or Parquet file first")
+            raise studio.UserInputError("Upload a CSV, TSV, JSON or Parquet file first")
     else:
-        name = (dataset or "").strip()
+        name = (v["dataset"] or "").strip()
         if not name:
-            raise serving.UserInputError(
+            raise studio.UserInputError(
                 "Type a Hub dataset id (owner/name) or a file or folder path on the server")
     return DataConfig(
         dataset=name,
         text_column=None if text_col in (None, "", AUTO) else text_col,
         label_column=None if label_col in (None, "", AUTO) else label_col,
-        max_train_examples=none_if_zero(max_train),
-        max_validation_examples=none_if_zero(max_val))
+        max_train_examples=none_if_zero(v["max_train"]),
+        max_validation_examples=none_if_zero(v["max_val"]))
 
 
-def teacher_config(mode: str, backbone: str, pretrained: str, epochs: float,
-                   defaults: TeacherConfig) -> TeacherConfig:
+def teacher_config(v: dict, defaults: TeacherConfig) -> TeacherConfig:
     """Teacher widgets → :class:`TeacherConfig` (checks that a local path exists)."""
     d = defaults.to_dict()
-    if mode == LOAD:
-        ref = (pretrained or "").strip()
+    if v["teacher_mode"] == LOAD:
+        ref = (v["pretrained"] or "").strip()
         if not ref:
-            raise serving.UserInputError(
+            raise studio.UserInputError(
                 "Give the path or Hub id of an already fine-tuned classifier")
         resolve_model_ref(ref)  # a missing folder fails here, before any job starts
         d["pretrained"] = ref
     else:
-        ref = (backbone or "").strip() or PACKAGED_MINILM
+        ref = (v["backbone"] or "").strip() or PACKAGED_MINILM
         resolve_model_ref(ref)
         d["backbone"], d["pretrained"] = ref, None
-        d["epochs"] = float(epochs or defaults.epochs)
+        d["epochs"] = float(v["teacher_epochs"] or defaults.epochs)
     return TeacherConfig.from_dict(d)
 
 
@@ -118,7 +123,7 @@ def build(defaults: RunConfig) -> DataTab:
                                  placeholder="e.g. imdb, owner/name, /data/reviews.csv",
                                  visible=False, elem_id="kd-dataset")
             upload = gr.File(label=f"CSV / TSV / JSON / JSONL / Parquet, at most "
-                                   f"{serving.max_upload_bytes() / 1e6:.0f} MB",
+                                   f"{studio.max_upload_bytes() / 1e6:.0f} MB",
                              file_types=[".csv", ".tsv", ".json", ".jsonl", ".parquet"],
                              type="filepath", visible=False, elem_id="kd-upload")
             uploaded = gr.Textbox("", label="Uploaded file (kept with the runs once it loads)",
@@ -191,7 +196,7 @@ def _column_choices(cols: list[str], chosen: str | None) -> dict:
 
 def inspect_data(cfg: DataConfig, seed: int):
     """Load the data and describe it: (summary, balance, samples, detected text/label)."""
-    task = serving.load_task_cached(cfg, int(seed or 0))
+    task = studio.load_task_cached(cfg, int(seed or 0))
     bal = task.class_balance()
     n_tr, n_va = len(task.train), len(task.validation)
     balance = pd.DataFrame({
@@ -215,7 +220,7 @@ def inspect_data(cfg: DataConfig, seed: int):
 def _load(cfg: DataConfig, source: str, seed, uploaded_out) -> tuple:
     """Inspect ``cfg``'s data. Outputs: msg, summary, balance, samples, text_col, label_col,
     uploaded. If the file reads but its columns do not fit, offer its columns to pick."""
-    cols = serving.table_columns(cfg.dataset)
+    cols = studio.table_columns(cfg.dataset)
     try:
         summary, balance, samples, tcol, lcol = inspect_data(cfg, seed)
     except USER_ERRORS as e:
@@ -226,44 +231,50 @@ def _load(cfg: DataConfig, source: str, seed, uploaded_out) -> tuple:
         return (error_md(msg), gr.skip(), gr.skip(), gr.skip(),
                 _column_choices(cols, cfg.text_column), _column_choices(cols, cfg.label_column),
                 uploaded_out)
-    if source == UPLOAD and not serving.is_stored_upload(cfg.dataset):
+    if source == UPLOAD and not studio.is_stored_upload(cfg.dataset):
         # Only data that loads cleanly is kept with the runs.
-        uploaded_out = str(serving.store_upload(cfg.dataset))
+        uploaded_out = str(studio.store_upload(cfg.dataset))
     return (ok_md(f"Data loaded: {Path(cfg.dataset).name or cfg.dataset}."), summary, balance,
             samples, _column_choices(cols, tcol), _column_choices(cols, lcol), uploaded_out)
 
 
-@guarded(n_outputs=7, message_at=0)
-def load_data(source, dataset, uploaded, text_col, label_col, max_train, max_val, seed):
-    cfg = data_config(source, dataset, uploaded, text_col, label_col, max_train, max_val)
-    return _load(cfg, source, seed, gr.skip())
+def load_data(v: dict):
+    """Outputs: msg, summary, balance, samples, text_col, label_col, uploaded."""
+    return _load(data_config(v), v["source"], v["seed"], gr.skip())
 
 
-@guarded(n_outputs=7, message_at=0)
-def on_upload(path, max_train, max_val, seed):
+def on_upload(v: dict):
     """A new upload: check size and type, then inspect it with detected columns."""
+    path = v["upload"]
     if not path:
         return (info_md("Upload a file to see its columns."),) + (gr.skip(),) * 6
-    serving.check_upload(path)
-    cfg = data_config(UPLOAD, "", path, None, None, max_train, max_val)
-    return _load(cfg, UPLOAD, seed, path)
+    studio.check_upload(path)
+    cfg = data_config({**v, "source": UPLOAD, "dataset": "", "uploaded": path,
+                       "text_col": None, "label_col": None})
+    return _load(cfg, UPLOAD, v["seed"], path)
 
 
-@guarded(n_outputs=3, message_at=0)
-def start_teacher(defaults: RunConfig, source, dataset, uploaded, text_col, label_col,
-                  max_train, max_val, teacher_mode, backbone, pretrained, teacher_epochs, seed):
+def stored_data(v: dict) -> DataConfig:
+    """The data a job will read: checked here (bad data fails now, not in the job), and an
+    upload kept with the runs so the job and later sessions can read it."""
+    dcfg = data_config(v)
+    studio.load_task_cached(dcfg, int(v["seed"] or 0))
+    if v["source"] == UPLOAD and not studio.is_stored_upload(dcfg.dataset):
+        dcfg.dataset = str(studio.store_upload(dcfg.dataset))
+    return dcfg
+
+
+def start_teacher(defaults: RunConfig, v: dict):
     """Outputs: teacher_msg, run dropdown, watch state."""
-    dcfg = data_config(source, dataset, uploaded, text_col, label_col, max_train, max_val)
-    tcfg = teacher_config(teacher_mode, backbone, pretrained, teacher_epochs, defaults.teacher)
-    serving.load_task_cached(dcfg, int(seed or 0))  # bad data fails here, not in the child
-    if source == UPLOAD and not serving.is_stored_upload(dcfg.dataset):
-        dcfg.dataset = str(serving.store_upload(dcfg.dataset))
-    cfg = RunConfig.from_dict({**defaults.to_dict(), "name": "teacher", "seed": int(seed or 0),
-                               "data": dcfg.to_dict(), "teacher": tcfg.to_dict()})
-    run = serving.start_run(cfg, ["teacher"])
+    tcfg = teacher_config(v, defaults.teacher)
+    dcfg = stored_data(v)
+    cfg = RunConfig.from_dict({**defaults.to_dict(), "name": "teacher",
+                               "seed": int(v["seed"] or 0), "data": dcfg.to_dict(),
+                               "teacher": tcfg.to_dict()})
+    run = studio.start_run(cfg, ["teacher"])
     what = "loading and evaluating" if tcfg.pretrained else "fine-tuning"
     return (ok_md(f"Started run {run.id}: {what} the teacher in the background."),
-            gr.update(choices=serving.run_choices(), value=run.id), run.id)
+            gr.update(choices=studio.run_choices(), value=run.id), run.id)
 
 
 def _count(n: int) -> str:
@@ -275,14 +286,14 @@ def teacher_status_md(run_id: str | None) -> str:
     if not run_id:
         return "No teacher yet: fine-tune one above, or run the quick demo."
     try:
-        run = serving.get_run(run_id)
-    except serving.UserInputError as e:
+        run = studio.get_run(run_id)
+    except studio.UserInputError as e:
         return str(e)
     try:
         cfg = run.config()
     except ValueError as e:
         return f"Run `{run.id}` has an unreadable config: {e}"
-    t = serving.teacher_metrics(run)
+    t = studio.teacher_metrics(run)
     src = cfg.teacher.pretrained or cfg.teacher.backbone
     if t is not None:
         how = "loaded" if cfg.teacher.pretrained else (
@@ -291,7 +302,7 @@ def teacher_status_md(run_id: str | None) -> str:
         return (f"**Teacher of run `{run.id}`: ready**{extra}<br>`{src}` ({how}) · "
                 f"validation accuracy **{t.get('val_accuracy', 0):.1%}** · "
                 f"{_count(t.get('parameters', 0))} parameters")
-    snap = serving.snapshot(run)
+    snap = studio.snapshot(run)
     if snap.status == "running" and snap.stage == "teacher":
         p = snap.progress
         step = (f"step {p.get('step', 0)} / {p.get('total', '?')} · ~{duration(p.get('eta'))} "
@@ -301,8 +312,7 @@ def teacher_status_md(run_id: str | None) -> str:
             f"{': ' + snap.message if snap.message else ''}).")
 
 
-def wire(t: DataTab, defaults: RunConfig, seed: gr.Number, run_dd: gr.Dropdown,
-         watch: gr.State) -> None:
+def wire(t: DataTab, defaults: RunConfig, run_dd: gr.Dropdown, watch: gr.State) -> None:
     t.source.change(_show_source, t.source,
                     [t.dataset, t.upload, t.uploaded, t.text_col, t.label_col],
                     api_visibility="private")
@@ -310,10 +320,11 @@ def wire(t: DataTab, defaults: RunConfig, seed: gr.Number, run_dd: gr.Dropdown,
                           [t.backbone, t.pretrained, t.teacher_epochs, t.teacher_btn],
                           api_visibility="private")
     data_outs = [t.msg, t.summary, t.balance, t.samples, t.text_col, t.label_col, t.uploaded]
-    t.load_btn.click(load_data, [*t.data_inputs, seed], data_outs, api_name="load_data")
-    t.upload.upload(on_upload, [t.upload, t.max_train, t.max_val, seed], data_outs,
-                    api_name="upload_data")
-
-    t.teacher_btn.click(functools.partial(start_teacher, defaults), [*t.data_inputs, *t.teacher_inputs, seed],
-                        [t.teacher_msg, run_dd, watch], api_name="start_teacher",
-                        concurrency_limit=1)
+    on(t.load_btn.click, load_data, t.data_form + t.seed_form, data_outs, t.msg,
+       api_name="load_data")
+    on(t.upload.upload, on_upload,
+       Form(upload=t.upload, max_train=t.max_train, max_val=t.max_val, seed=t.seed),
+       data_outs, t.msg, api_name="upload_data")
+    on(t.teacher_btn.click, functools.partial(start_teacher, defaults),
+       t.data_form + t.teacher_form + t.seed_form, [t.teacher_msg, run_dd, watch],
+       t.teacher_msg, api_name="start_teacher", concurrency_limit=1)

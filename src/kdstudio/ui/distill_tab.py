@@ -1,7 +1,7 @@
 """Tab 3, Distillation: student settings, Start / Cancel, and the live progress of the job.
 
 Widgets map to a :class:`RunConfig` (:func:`distill_config`); Start hands it to
-:func:`serving.start_distillation`, which runs the stages as a child process (never in the web
+:func:`studio.start_distillation`, which runs the stages as a child process (never in the web
 server). The progress panel is redrawn from the run folder by a timer, so a reload, a second
 browser or a restarted server shows the same job.
 """
@@ -16,12 +16,11 @@ import gradio as gr
 import pandas as pd
 import plotly.graph_objects as go
 
-from .. import serving
+from .. import studio
 from ..config import RunConfig, StudentConfig, choices
-from ..losses import LOSSES
-from .augment_tab import aug_sliders, augment_config
-from .common import duration, guarded, info_md, ok_md
-from .data_tab import UPLOAD, data_config, teacher_config
+from .augment_tab import aug_form, aug_sliders, augment_config
+from .common import Form, duration, info_md, ok_md, on, section
+from .data_tab import stored_data, teacher_config
 
 STATE_ICON = {"done": "✓", "running": "▶", "pending": "·", "failed": "✗", "cancelled": "■"}
 RUN_COLUMNS = ["run", "status", "stage", "teacher acc.", "int8 student acc.", "message"]
@@ -53,37 +52,34 @@ class DistillTab:
     runs: gr.Dataframe
 
     @property
-    def student_inputs(self) -> list:
-        return [self.hidden_size, self.embedding_init, self.loss, self.alpha, self.temperature,
-                self.epochs, self.learning_rate, self.batch_size, self.train_baseline,
-                self.train_soft_no_aug]
+    def student_form(self) -> Form:
+        return Form(**{name: getattr(self, name) for name in STUDENT_FIELDS})
 
     @property
-    def aug_inputs(self) -> list:
-        return [self.p_mask, self.p_pos, self.p_ng, self.n_iter]
+    def aug_form(self) -> Form:
+        return aug_form([self.p_mask, self.p_pos, self.p_ng, self.n_iter])
 
 
-def student_config(hidden_size, embedding_init, loss, alpha, temperature, epochs,
-                   learning_rate, batch_size, train_baseline, train_soft_no_aug,
-                   defaults: StudentConfig) -> StudentConfig:
+#: The student widgets, by StudentConfig setting, and how each value is read.
+STUDENT_FIELDS = {"hidden_size": int, "embedding_init": str, "loss": str, "alpha": float,
+                  "temperature": float, "epochs": int,
+                  "learning_rate": lambda x: float(x or 0), "batch_size": int,
+                  "train_baseline": bool, "train_soft_no_aug": bool}
+
+
+def student_config(v: dict, defaults: StudentConfig) -> StudentConfig:
     """Student widgets → :class:`StudentConfig`; settings not on screen keep the preset's."""
-    return StudentConfig.from_dict({
-        **defaults.to_dict(), "hidden_size": int(hidden_size), "embedding_init": embedding_init,
-        "loss": loss, "alpha": float(alpha), "temperature": float(temperature),
-        "epochs": int(epochs), "learning_rate": float(learning_rate or 0),
-        "batch_size": int(batch_size), "train_baseline": bool(train_baseline),
-        "train_soft_no_aug": bool(train_soft_no_aug)})
+    return section(StudentConfig, defaults, v, STUDENT_FIELDS)
 
 
-def distill_config(defaults: RunConfig, data: list, teacher: list, student: list, aug: list,
-                   seed: float) -> RunConfig:
-    """All the widgets a Start reads → one :class:`RunConfig`."""
+def distill_config(defaults: RunConfig, v: dict) -> RunConfig:
+    """All the widgets a Start reads → one :class:`RunConfig` (an upload is stored first)."""
     return RunConfig.from_dict({
-        **defaults.to_dict(), "name": "studio", "seed": int(seed or 0),
-        "data": data_config(*data).to_dict(),
-        "teacher": teacher_config(*teacher, defaults.teacher).to_dict(),
-        "augment": augment_config(*aug, defaults.augment).to_dict(),
-        "student": student_config(*student, defaults.student).to_dict()})
+        **defaults.to_dict(), "name": "studio", "seed": int(v["seed"] or 0),
+        "data": stored_data(v).to_dict(),
+        "teacher": teacher_config(v, defaults.teacher).to_dict(),
+        "augment": augment_config(v, defaults.augment).to_dict(),
+        "student": student_config(v, defaults.student).to_dict()})
 
 
 def build(defaults: RunConfig) -> DistillTab:
@@ -97,7 +93,8 @@ def build(defaults: RunConfig) -> DistillTab:
                                           value=sc.embedding_init, label="Embedding init",
                                           info="teacher: the teacher's input embeddings "
                                                "(kept frozen) · random: trained from scratch")
-                loss = gr.Radio(list(LOSSES), value=sc.loss, label="Loss",
+                loss = gr.Radio(list(choices(StudentConfig, "loss")), value=sc.loss,
+                                label="Loss",
                                 info="mse: on logits (Tang et al.) · kl: softened by T "
                                      "(Hinton et al.) · ce: hard labels only")
                 with gr.Row():
@@ -188,7 +185,7 @@ def curve_figures(curves: dict[str, dict[str, list[float]]]) -> tuple[go.Figure,
     return loss, acc
 
 
-def monitor_md(s: serving.Snapshot | None) -> str:
+def monitor_md(s: studio.Snapshot | None) -> str:
     if s is None:
         return ("**No job yet.** Set up the student and click **Start distillation**, or "
                 "click **Quick demo** at the top.")
@@ -230,7 +227,7 @@ def monitor_md(s: serving.Snapshot | None) -> str:
     return "\n\n".join(lines)
 
 
-def bar_html(s: serving.Snapshot | None) -> str:
+def bar_html(s: studio.Snapshot | None) -> str:
     if s is None or s.status != "running":
         done = s is not None and s.status == "done"
         return progress_bar(1 if done else 0, 1, "done" if done else "")
@@ -241,54 +238,39 @@ def bar_html(s: serving.Snapshot | None) -> str:
 
 
 def runs_frame() -> pd.DataFrame:
-    return pd.DataFrame(serving.run_rows(), columns=RUN_COLUMNS)
+    return pd.DataFrame(studio.run_rows(), columns=RUN_COLUMNS)
 
 
 # ---------------------------------------------------------------------------------------
 # Handlers
 # ---------------------------------------------------------------------------------------
-@guarded(n_outputs=3, message_at=0)
-def start(defaults: RunConfig, source, dataset, uploaded, text_col, label_col, max_train,
-          max_val, teacher_mode, backbone, pretrained, teacher_epochs, hidden_size,
-          embedding_init, loss, alpha, temperature, epochs, learning_rate, batch_size,
-          train_baseline, train_soft_no_aug, p_mask, p_pos, p_ng, n_iter, seed, run_id):
+def start(defaults: RunConfig, v: dict):
     """Outputs: msg, run dropdown, watch state."""
-    data = [source, dataset, uploaded, text_col, label_col, max_train, max_val]
-    teacher = [teacher_mode, backbone, pretrained, teacher_epochs]
-    student = [hidden_size, embedding_init, loss, alpha, temperature, epochs, learning_rate,
-               batch_size, train_baseline, train_soft_no_aug]
-    aug = [p_mask, p_pos, p_ng, n_iter]
-    cfg = distill_config(defaults, data, teacher, student, aug, seed)
-    serving.load_task_cached(cfg.data, cfg.seed)  # bad data fails here, not in the child
-    if source == UPLOAD and not serving.is_stored_upload(cfg.data.dataset):
-        cfg.data.dataset = str(serving.store_upload(cfg.data.dataset))
+    cfg = distill_config(defaults, v)
     parent = None
-    if run_id:
+    if v["run"]:
         try:
-            parent = serving.get_run(run_id)
-        except serving.UserInputError:
+            parent = studio.get_run(v["run"])
+        except studio.UserInputError:
             parent = None
-    run, how = serving.start_distillation(cfg, parent)
+    run, how = studio.start_distillation(cfg, parent)
     return (ok_md(f"Started run {run.id}: {how}."),
-            gr.update(choices=serving.run_choices(), value=run.id), run.id)
+            gr.update(choices=studio.run_choices(), value=run.id), run.id)
 
 
-@guarded(n_outputs=1, message_at=0)
 def cancel_job():
-    from ..jobs import active_job
-
-    run = active_job(serving.runs_root())
-    if run is None:
-        return info_md("No job is running.")
-    return info_md(serving.cancel(run))
+    msg = studio.cancel_active()
+    return info_md(msg or "No job is running.")
 
 
-def wire(t: DistillTab, defaults: RunConfig, data_inputs: list, teacher_inputs: list,
+def wire(t: DistillTab, defaults: RunConfig, data_form: Form, teacher_form: Form,
          seed: gr.Number, run_dd: gr.Dropdown, watch: gr.State) -> None:
-    inputs = [*data_inputs, *teacher_inputs, *t.student_inputs, *t.aug_inputs, seed, run_dd]
-    t.start_btn.click(functools.partial(start, defaults), inputs, [t.msg, run_dd, watch],
-                      api_name="start_distillation", concurrency_limit=1)
-    t.cancel_btn.click(cancel_job, None, t.msg, api_name="cancel")
+    # The API's parameter order: data, teacher, student, augmentation, seed, run.
+    form = (data_form + teacher_form + t.student_form + t.aug_form
+            + Form(seed=seed, run=run_dd))
+    on(t.start_btn.click, functools.partial(start, defaults), form, [t.msg, run_dd, watch],
+       t.msg, api_name="start_distillation", concurrency_limit=1)
+    on(t.cancel_btn.click, cancel_job, None, [t.msg], t.msg, api_name="cancel")
 
     def _pick(evt: gr.SelectData):
         row = evt.row_value or []

@@ -1,6 +1,6 @@
 """Tab 5, Export: download the selected run's students, its numbers and a model card.
 
-The files come from :func:`serving.export_files`: the int8 and fp32 ONNX students and
+The files come from :func:`studio.export_files`: the int8 and fp32 ONNX students and
 ``results.json`` straight from the run folder, and a generated model card and a zip with all
 that running the int8 student takes (ONNX, vocabulary, tokenizer, card).
 """
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from .. import serving
-from .common import error_md, guarded, info_md
+from .. import studio
+from .common import error_md, info_md
 
 
 @dataclass
@@ -52,16 +52,16 @@ def _button(path) -> dict:
     return gr.update(value=str(path) if path else None, interactive=path is not None)
 
 
-@guarded(n_outputs=7, message_at=0)
-def prepare(run_id: str | None):
+def prepare(v: dict):
     """Outputs: msg, five download buttons, the model card preview."""
+    run_id = v["run"]
     try:
-        run = serving.get_run(run_id) if run_id else serving.default_run()
+        run = studio.get_run(run_id) if run_id else studio.default_run()
         if run is None:
-            raise serving.UserInputError(
+            raise studio.UserInputError(
                 "No finished run yet: run the quick demo or start a distillation")
-        files = serving.export_files(run)
-    except serving.UserInputError as e:
+        files = studio.export_files(run)
+    except studio.UserInputError as e:
         off = gr.update(value=None, interactive=False)
         return (error_md(str(e)), off, off, off, off, off, "")
     card = files["card"].read_text(encoding="utf-8")

@@ -1,0 +1,58 @@
+"""The tabs' handlers, in process (no server, no browser), through the same guard the
+wiring uses: a user's error becomes a message, nothing raises."""
+
+from __future__ import annotations
+
+import pytest
+
+from kdstudio import studio
+from kdstudio.runs import Run
+from kdstudio.ui.common import guard
+
+# Handlers called outside a request turn gr.Warning toasts into Python warnings.
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:gradio.helpers")
+
+
+def _handlers():
+    from kdstudio.ui import compare_tab, export_tab
+
+    return (guard(compare_tab.show_results, ["run"], 6, 0),
+            guard(compare_tab.classify, ["text", "run"], 5, 0),
+            guard(export_tab.prepare, ["run"], 7, 0),
+            guard(compare_tab.find_disagreements, ["run"], 2, 0))
+
+
+def test_compare_and_export_before_any_run_get_a_message(tmp_path):
+    """KDSTUDIO_RUNS_DIR points at an empty folder here (tests/conftest.py)."""
+    show_results, classify, prepare, find_disagreements = _handlers()
+    header, table, *_ = show_results("")
+    assert "No finished run yet: run the quick demo or start a distillation" in header
+    assert table.empty
+    msg, *_ = classify("a fine film", "")
+    assert "No finished run yet" in msg
+    msg, int8, *_ = prepare("")
+    assert "No finished run yet" in msg and int8["interactive"] is False
+    msg, *_ = find_disagreements("")
+    assert "No finished run yet" in msg
+
+
+def test_a_run_without_results_clears_the_numbers(tiny_config, tmp_path):
+    show_results = _handlers()[0]
+    run = Run.create(tiny_config, tmp_path / "runs")  # the runs folder the env names
+    run.set_status("failed", stage="teacher", message="out of memory")
+    header, table, scatter, *_ = show_results(run.id)
+    assert "has no comparison yet (failed, teacher)" in header
+    assert table.empty and scatter is None
+
+
+def test_unexpected_errors_become_one_line_messages(monkeypatch, finished_run):
+    classify = _handlers()[1]
+
+    def boom(*_):
+        raise RuntimeError("disk on fire\nsecond line")
+
+    monkeypatch.setattr(studio, "predict", boom)
+    monkeypatch.setenv("KDSTUDIO_RUNS_DIR", str(finished_run.path.parent))
+    msg, *rest = classify("fine", str(finished_run.id))
+    assert "Something went wrong (RuntimeError: disk on fire)" in msg
+    assert "second line" not in msg and "Traceback" not in msg
