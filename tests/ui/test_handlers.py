@@ -16,10 +16,10 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:gradio.helpers")
 def _handlers():
     from kdstudio.ui import compare_tab, export_tab
 
-    return (guard(compare_tab.show_results, ["run"], 6, 0),
-            guard(compare_tab.classify, ["text", "run"], 5, 0),
-            guard(export_tab.prepare, ["run"], 7, 0),
-            guard(compare_tab.find_disagreements, ["run"], 2, 0))
+    return (guard(compare_tab.show_results, ["run_id"], 6, 0),
+            guard(compare_tab.classify, ["text", "run_id"], 5, 0),
+            guard(export_tab.prepare, ["run_id"], 7, 0),
+            guard(compare_tab.find_disagreements, ["run_id"], 2, 0))
 
 
 def test_compare_and_export_before_any_run_get_a_message(tmp_path):

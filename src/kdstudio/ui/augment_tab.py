@@ -161,9 +161,9 @@ def _context(v: dict, defaults: RunConfig):
     """(task, run or None, pos dictionary, note) for the chosen data."""
     task = studio.load_task_cached(data_config(v), int(v["seed"] or 0))
     run = None
-    if v["run"]:
+    if v["run_id"]:
         try:
-            run = studio.get_run(v["run"])
+            run = studio.get_run(v["run_id"])
         except studio.UserInputError:
             run = None
     pos, note = studio.preview_pos_dictionary(task, defaults.augment.spacy_model, run)
@@ -204,7 +204,7 @@ def random_sentence(v: dict):
 def wire(t: AugmentTab, defaults: RunConfig, data_form: Form, run_dd: gr.Dropdown) -> None:
     _preview = functools.partial(preview_augmentation, defaults)
     # The API's parameter order: sentence, the four rates, seed, run, then the data.
-    form = (Form(sentence=t.sentence) + t.params + Form(aug_seed=t.aug_seed, run=run_dd)
+    form = (Form(sentence=t.sentence) + t.params + Form(aug_seed=t.aug_seed, run_id=run_dd)
             + data_form)
     outs = [t.msg, t.tags, t.copies]
     on(t.preview_btn.click, _preview, form, outs, t.msg, api_name="augment_preview")

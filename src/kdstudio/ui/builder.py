@@ -185,7 +185,7 @@ def build_app() -> gr.Blocks:
                      data.teacher_status, poll, ended]
         timer.tick(tick, [watch, run_dd, poll], poll_outs, api_visibility="private",
                    concurrency_limit=None, show_progress="hidden", trigger_mode="always_last")
-        selected = Form(run=run_dd)
+        selected = Form(run_id=run_dd)
         for trigger, api in ((run_dd.change, "results"), (ended.change, None)):
             vis = {"api_name": api} if api else {"api_visibility": "private"}
             shown = on(trigger, compare_tab.show_results, selected, comp.results_outputs,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import html
+import inspect
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -69,6 +70,9 @@ def guard(fn: Callable, keys: list[str] | None, n_out: int, message_at: int | No
             out[message_at] = error_md(msg)
         return out[0] if n_out == 1 else tuple(out)
 
+    # The API names its parameters after the widgets' keys.
+    handler.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(k, inspect.Parameter.POSITIONAL_OR_KEYWORD) for k in keys or []])
     return handler
 
 

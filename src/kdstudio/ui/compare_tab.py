@@ -105,7 +105,7 @@ def classify(v: dict):
     """Outputs: msg, teacher, student, int8 student (labels), timing."""
     text = v["text"]
     studio.clean_text(text)  # empty text fails before any model loads
-    run = _run_or_latest(v["run"])
+    run = _run_or_latest(v["run_id"])
     answers, notes = studio.predict(run, text)
     labels = []
     rows = []
@@ -127,7 +127,7 @@ def classify(v: dict):
 def show_results(v: dict):
     """Outputs: header, table, scatter, sizes, seed table, disagreements (hidden)."""
     try:
-        run = _run_or_latest(v["run"])
+        run = _run_or_latest(v["run_id"])
         res = studio.finished_results(run)
     except studio.UserInputError as e:
         # Clear the numbers: a run without results must not show another run's.
@@ -158,7 +158,7 @@ def show_results(v: dict):
 
 
 def find_disagreements(v: dict):
-    run = _run_or_latest(v["run"])
+    run = _run_or_latest(v["run_id"])
     studio.finished_results(run)
     rows, n, n_val = studio.disagreements(run)
     if not rows:
@@ -171,11 +171,11 @@ def find_disagreements(v: dict):
 
 def wire(t: CompareTab, run_dd: gr.Dropdown) -> None:
     outs = [t.msg, *t.labels, t.timing]
-    form = Form(text=t.text, run=run_dd)
+    form = Form(text=t.text, run_id=run_dd)
     on(t.predict_btn.click, classify, form, outs, t.msg, api_name="predict",
        concurrency_limit=4)
     on(t.text.submit, classify, form, outs, t.msg, api_visibility="private",
        concurrency_limit=4)
-    on(t.disagree_btn.click, find_disagreements, Form(run=run_dd),
+    on(t.disagree_btn.click, find_disagreements, Form(run_id=run_dd),
        [t.disagree_msg, t.disagree], t.disagree_msg, api_name="disagreements")
 

@@ -245,7 +245,7 @@ def load_data(v: dict):
 
 def on_upload(v: dict):
     """A new upload: check size and type, then inspect it with detected columns."""
-    path = v["upload"]
+    path = v["path"]
     if not path:
         return (info_md("Upload a file to see its columns."),) + (gr.skip(),) * 6
     studio.check_upload(path)
@@ -323,7 +323,7 @@ def wire(t: DataTab, defaults: RunConfig, run_dd: gr.Dropdown, watch: gr.State) 
     on(t.load_btn.click, load_data, t.data_form + t.seed_form, data_outs, t.msg,
        api_name="load_data")
     on(t.upload.upload, on_upload,
-       Form(upload=t.upload, max_train=t.max_train, max_val=t.max_val, seed=t.seed),
+       Form(path=t.upload, max_train=t.max_train, max_val=t.max_val, seed=t.seed),
        data_outs, t.msg, api_name="upload_data")
     on(t.teacher_btn.click, functools.partial(start_teacher, defaults),
        t.data_form + t.teacher_form + t.seed_form, [t.teacher_msg, run_dd, watch],

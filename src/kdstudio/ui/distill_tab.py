@@ -248,9 +248,9 @@ def start(defaults: RunConfig, v: dict):
     """Outputs: msg, run dropdown, watch state."""
     cfg = distill_config(defaults, v)
     parent = None
-    if v["run"]:
+    if v["run_id"]:
         try:
-            parent = studio.get_run(v["run"])
+            parent = studio.get_run(v["run_id"])
         except studio.UserInputError:
             parent = None
     run, how = studio.start_distillation(cfg, parent)
@@ -267,7 +267,7 @@ def wire(t: DistillTab, defaults: RunConfig, data_form: Form, teacher_form: Form
          seed: gr.Number, run_dd: gr.Dropdown, watch: gr.State) -> None:
     # The API's parameter order: data, teacher, student, augmentation, seed, run.
     form = (data_form + teacher_form + t.student_form + t.aug_form
-            + Form(seed=seed, run=run_dd))
+            + Form(seed=seed, run_id=run_dd))
     on(t.start_btn.click, functools.partial(start, defaults), form, [t.msg, run_dd, watch],
        t.msg, api_name="start_distillation", concurrency_limit=1)
     on(t.cancel_btn.click, cancel_job, None, [t.msg], t.msg, api_name="cancel")

@@ -54,7 +54,7 @@ def _button(path) -> dict:
 
 def prepare(v: dict):
     """Outputs: msg, five download buttons, the model card preview."""
-    run_id = v["run"]
+    run_id = v["run_id"]
     try:
         run = studio.get_run(run_id) if run_id else studio.default_run()
         if run is None:
