@@ -134,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.cmd in ("run", "create"):
+            if R.process_rank()[1] > 1:
+                raise ValueError("under several processes only the student stage runs: create "
+                                 "the run and run its teacher and augment stages in one "
+                                 "process, then launch 'kdstudio student <run>'")
             cfg = RunConfig.load(args.config).with_overrides(_parse_sets(args.set))
             if getattr(args, "name", None):
                 cfg.name = args.name
