@@ -1,4 +1,5 @@
-"""Start the knowledge-distillation studio in the browser: ``python app.py``.
+"""Start the knowledge-distillation studio in the browser: ``python app.py`` (the same as
+``python -m kdstudio ui`` once the package is installed).
 
 Host and port come from GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (Hugging Face Spaces sets
 them), the runs folder from KDSTUDIO_RUNS_DIR (default ./runs); GRADIO_SHARE=1 asks for a
@@ -7,13 +8,7 @@ public share link, which is off otherwise.
 
 from __future__ import annotations
 
-import os
-
-# The job children are started while the server holds tokenizers; without this the Rust
-# tokenizers library warns about (harmless) parallelism after fork on every job start.
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-from kdstudio.ui import build_app, launch_kwargs, queue  # noqa: E402
+from kdstudio.cli import launch_studio
 
 if __name__ == "__main__":
-    queue(build_app()).launch(**launch_kwargs())
+    launch_studio()

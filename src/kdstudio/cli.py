@@ -1,9 +1,10 @@
-"""Command line over the pipeline: ``python -m kdstudio run --config quick`` and one
-subcommand per stage on an existing run folder."""
+"""Command line over the pipeline: ``python -m kdstudio run --config quick``, one
+subcommand per stage on an existing run folder, and ``python -m kdstudio ui`` for the studio."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -70,8 +71,27 @@ def _finish(run: R.Run, status: str) -> int:
     return 0 if status == "done" else (130 if status == "cancelled" else 1)
 
 
+def launch_studio(host: str | None = None, port: int | None = None) -> None:
+    """Start the studio web app (what ``python app.py`` and ``kdstudio ui`` do).
+
+    Host and port default to GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (Gradio reads them),
+    the runs folder to KDSTUDIO_RUNS_DIR (default ./runs); GRADIO_SHARE=1 asks for a share
+    link. The CSS and examples are package data, so any working directory will do.
+    """
+    # The job children are started while the server holds tokenizers; without this the Rust
+    # tokenizers library warns about (harmless) parallelism after fork on every job start.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from .ui import build_app, launch_kwargs, queue
+
+    kwargs = launch_kwargs()
+    if host:
+        kwargs["server_name"] = host
+    if port:
+        kwargs["server_port"] = port
+    queue(build_app()).launch(**kwargs)
+
+
 def main(argv: list[str] | None = None) -> int:
-    from .pipeline import run_stages
 
     ap = argparse.ArgumentParser(prog="kdstudio", description=__doc__)
     ap.add_argument("--runs-dir", default=None,
@@ -93,16 +113,31 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(stage, help=f"run the {stage} stage alone on an existing run folder")
         p.add_argument("run")
     sub.add_parser("list", help="list runs and their status")
+    p = sub.add_parser("ui", help="start the studio in the browser (like python app.py)")
+    p.add_argument("--host", default=None, help="default: $GRADIO_SERVER_NAME or 127.0.0.1")
+    p.add_argument("--port", type=int, default=None,
+                   help="default: $GRADIO_SERVER_PORT or 7860")
     p = sub.add_parser("cancel", help="ask a running run to stop")
     p.add_argument("run")
     args = ap.parse_args(argv)
     root = args.runs_dir
+    if args.cmd == "ui":
+        if root:
+            os.environ["KDSTUDIO_RUNS_DIR"] = root
+        launch_studio(args.host, args.port)
+        return 0
     from transformers.utils import logging as hf_logging
+
+    from .pipeline import run_stages
 
     hf_logging.disable_progress_bar()  # our own bars say more than "Loading weights"
 
     try:
         if args.cmd in ("run", "create"):
+            if R.process_rank()[1] > 1:
+                raise ValueError("under several processes only the student stage runs: create "
+                                 "the run and run its teacher and augment stages in one "
+                                 "process, then launch 'kdstudio student <run>'")
             cfg = RunConfig.load(args.config).with_overrides(_parse_sets(args.set))
             if getattr(args, "name", None):
                 cfg.name = args.name

@@ -140,7 +140,7 @@ def stage_augment(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
 
 def stage_student(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -> dict:
     from .student import StudentVocab, build_student, num_parameters, save_student
-    from .train import TrainSet, train_student
+    from .train import TrainSet, agreed, train_student
     from .transfer import read_transfer_set
 
     if not run.file(R.TRANSFER_FILE).exists():
@@ -161,9 +161,12 @@ def stage_student(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
     if sc.train_baseline:
         variants.append(("baseline", "baseline", TrainSet(ids, labels, None), no_aug))
     seed = cfg.seed if sc.seed is None else sc.seed
+    # Under a launcher every process trains (data-parallel); only the main one writes files
+    # and events, and every cancel check is agreed on by all processes (train.agreed).
+    main = R.is_main_process()
     results = {}
     for name, mode, data, vc in variants:
-        if run.cancel_requested():
+        if agreed(run.cancel_requested()):
             break
         model = build_student(sc, vocab, task.num_labels, teacher.model, seed=seed)
         out_dir = run.file(f"{R.STUDENTS_DIR}/{name}")
@@ -180,13 +183,15 @@ def stage_student(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
                              seed=seed, device=cfg.device, on_step=report,
                              should_stop=run.cancel_requested, on_best=on_best,
                              stage=f"student:{name}")
-        save_student(model, vocab, task.label_names, out_dir, {**meta, "best": hist["best"],
-                                                               "history": hist["history"]})
+        if main:
+            save_student(model, vocab, task.label_names, out_dir,
+                         {**meta, "best": hist["best"], "history": hist["history"]})
         results[name] = {"val_accuracy": hist["best"]["val_accuracy"], "params": meta["params"],
                          "steps": hist["steps"], "early_stopped": hist["early_stopped"],
-                         "cancelled": hist["cancelled"], "device": hist["device"]}
+                         "cancelled": hist["cancelled"], "device": hist["device"],
+                         "processes": hist["processes"]}
         run.log("student_finished", variant=name, **results[name])
-    if run.cancel_requested():
+    if agreed(run.cancel_requested()):
         raise StopRequested("cancelled during student training; checkpoints saved so far "
                             "are kept")
     return {"students": results, "vocab_size": len(vocab)}
@@ -366,12 +371,24 @@ USER_ERRORS = (DataError, ValueError, FileNotFoundError)
 def run_stages(run: Run, stages: list[str] | None = None, listener: Listener | None = None
                ) -> str:
     """Run ``stages`` (default: all) in order; returns the final status."""
+    from .train import agreed, distributed_state
+
     stages = list(stages or R.STAGES)
     for s in stages:
         if s not in STAGE_FUNCS:
             raise ValueError(f"unknown stage {s!r}; stages: {', '.join(R.STAGES)}")
+    _, n_proc = R.process_rank()
+    if n_proc > 1 and stages != ["student"]:
+        raise ValueError(f"under {n_proc} processes only the student stage runs (got "
+                         f"{', '.join(stages)}); run the other stages in one process")
     cfg = run.config()
+    # Only the main process writes (Run.set_status/log/clear_cancel are no-ops elsewhere);
+    # under a launcher the processes join their group here and wait until the main one has
+    # cleared an old cancel flag, so that no process sees it.
+    state = distributed_state(cfg.device) if n_proc > 1 else None
     run.clear_cancel()
+    if state is not None:
+        state.wait_for_everyone()
     run.set_status("running", stage=stages[0], message="loading data", pid=os.getpid(),
                    started=time.time())
     run.log("run_started", stages=stages, pid=os.getpid())
@@ -382,7 +399,7 @@ def run_stages(run: Run, stages: list[str] | None = None, listener: Listener | N
                 validation=len(task.validation), label_names=task.label_names)
         report = _Reporter(run, listener)
         for stage in stages:
-            if run.cancel_requested():
+            if agreed(run.cancel_requested()):
                 raise StopRequested(f"cancelled before the {stage} stage")
             run.set_status("running", stage=stage, message="")
             run.log("stage_started", stage=stage)
@@ -403,7 +420,7 @@ def run_stages(run: Run, stages: list[str] | None = None, listener: Listener | N
         run.log("error", stage=stage, message=msg, traceback=traceback.format_exc())
         run.set_status("failed", stage=stage, message=msg)
         return "failed"
-    if run.cancel_requested():
+    if agreed(run.cancel_requested()):
         run.set_status("cancelled", stage=stage, message="cancelled after the last stage")
         return "cancelled"
     run.set_status("done", stage=None, message=f"finished: {', '.join(stages)}")

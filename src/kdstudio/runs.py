@@ -4,6 +4,10 @@ A run folder holds ``config.yaml``, ``status.json`` (one of :data:`Status`, the 
 stage, a message), an append-only ``events.jsonl`` (stage start/finish, progress, losses,
 metrics, errors) and the artifacts each stage writes. Whoever shows a run (CLI, UI, a second
 browser after a restart) reads it from here.
+
+Under a distributed launcher (``accelerate launch``, ``torchrun``, ``mpirun``) several
+processes share one run folder: only the main one (rank 0) writes the status, the events and
+the cancel flag; the others' calls are no-ops (see :func:`process_rank`).
 """
 
 from __future__ import annotations
@@ -34,6 +38,25 @@ CANCEL_FLAG = "CANCEL"
 
 def default_runs_root() -> Path:
     return Path(os.environ.get("KDSTUDIO_RUNS_DIR", "runs")).resolve()
+
+
+#: (rank, world size) variables of the launchers: torchrun / accelerate launch, Open MPI,
+#: MPICH / Intel MPI, MVAPICH.
+_RANK_VARS = (("RANK", "WORLD_SIZE"), ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
+              ("PMI_RANK", "PMI_SIZE"), ("MV2_COMM_WORLD_RANK", "MV2_COMM_WORLD_SIZE"))
+
+
+def process_rank() -> tuple[int, int]:
+    """(rank, number of processes) of this process under a distributed launcher; (0, 1) in
+    a plain process. Read from the environment, so it is known before any process group."""
+    for rank, size in _RANK_VARS:
+        if os.environ.get(size):
+            return int(os.environ.get(rank) or 0), int(os.environ[size])
+    return 0, 1
+
+
+def is_main_process() -> bool:
+    return process_rank()[0] == 0
 
 
 def _now() -> str:
@@ -90,6 +113,8 @@ class Run:
 
     def set_status(self, status: Status, stage: str | None = None, message: str = "",
                    **extra: Any) -> None:
+        if not is_main_process():
+            return
         d = self.status() if (self.path / "status.json").exists() else {}
         d.update({"status": status, "stage": stage, "message": message, "updated": _now()})
         d.update(extra)
@@ -98,6 +123,8 @@ class Run:
     # ---- events --------------------------------------------------------------------
     def log(self, kind: str, **data: Any) -> None:
         """Append one event; each line is a complete JSON object (safe to tail while written)."""
+        if not is_main_process():
+            return
         data = {"time": time.time(), "kind": kind, **data}
         line = json.dumps(data, default=_json_default)
         with open(self.path / "events.jsonl", "a", encoding="utf-8") as f:
@@ -129,6 +156,8 @@ class Run:
         return (self.path / CANCEL_FLAG).exists()
 
     def clear_cancel(self) -> None:
+        if not is_main_process():
+            return
         (self.path / CANCEL_FLAG).unlink(missing_ok=True)
 
     # ---- results -------------------------------------------------------------------

@@ -6,8 +6,13 @@ a cancelled run keeps it), stops early after ``patience`` evaluations without im
 and is seeded (deterministic on the CPU).
 
 It runs through Hugging Face Accelerate, so the same code runs on the CPU, on one GPU, and
-on several GPUs under ``accelerate launch -m kdstudio student <run>`` (data-parallel; each
-process evaluates the small validation set itself and only the main one saves).
+data-parallel in several processes under ``accelerate launch --multi_gpu --num_processes N
+-m kdstudio student <run>`` (GPUs, or gloo on the CPU when the run's device is "cpu"). There
+every process builds the same length-bucketed batches and trains on every N-th of them
+(padded by wrapping around, so all take the same number of steps); each evaluates its share
+of the validation set and the counts are summed, so every process sees the same accuracy and
+takes the same early-stopping and cancel decisions (a cancel seen by any process stops all);
+only the main process calls ``on_step`` and ``on_best``.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ class TrainSet:
 
 
 class _Batches(torch.utils.data.Dataset):
-    """A dataset whose items are whole pre-bucketed batches (so Accelerate can shard them)."""
+    """A dataset whose items are whole pre-bucketed batches."""
 
     def __init__(self, data: TrainSet, batches: list[np.ndarray]):
         self.data, self.batches = data, batches
@@ -57,6 +62,32 @@ def make_optimizer(cfg: StudentConfig, params) -> torch.optim.Optimizer:
     if cfg.optimizer == "adadelta":
         return torch.optim.Adadelta(params, lr=cfg.learning_rate, rho=0.95)
     return torch.optim.Adam(params, lr=cfg.learning_rate)
+
+
+def use_cpu(device: str) -> bool:
+    return device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+
+
+def distributed_state(device: str = "auto"):
+    """Accelerate's process state (it joins the process group under a launcher); create it
+    before the first :func:`agreed` call so that the collective has a group to run in."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=use_cpu(device))
+
+
+def agreed(flag: bool) -> bool:
+    """``flag`` if this is the only process; otherwise True in every process when it is true
+    in any (a collective: every process must call it at the same point)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return flag
+    from accelerate import PartialState
+
+    t = torch.tensor([1.0 if flag else 0.0], device=PartialState().device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
 
 
 @torch.no_grad()
@@ -101,14 +132,15 @@ def train_student(model: BiLSTMClassifier, train: TrainSet, val_ids: list[np.nda
         if train.teacher_logits is None:
             raise ValueError("distillation needs the teacher's logits")
         loss_fn, alpha = LOSSES[cfg.loss], cfg.alpha
-    cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
-    acc = Accelerator(cpu=cpu)
+    acc = Accelerator(cpu=use_cpu(device))
     opt = make_optimizer(cfg, model.parameters())
     model, opt = acc.prepare(model, opt)
+    n_proc, rank = acc.num_processes, acc.process_index
 
     lengths = [len(x) for x in train.ids]
-    steps_per_epoch = math.ceil(len(lengths) / cfg.batch_size)
-    steps_per_epoch = math.ceil(steps_per_epoch / acc.num_processes)
+    # length_batches cuts chunks of batch_size * bucket rows into batches, so an epoch has
+    # exactly ceil(N / batch_size) batches; each process takes every n_proc-th of them.
+    steps_per_epoch = math.ceil(math.ceil(len(lengths) / cfg.batch_size) / n_proc)
     total = steps_per_epoch * cfg.epochs
     eval_every = max(1, steps_per_epoch // cfg.evals_per_epoch)
     sched = None
@@ -123,22 +155,38 @@ def train_student(model: BiLSTMClassifier, train: TrainSet, val_ids: list[np.nda
     bad_evals, step, stopped = 0, 0, False
 
     def evaluate() -> float:
+        # Each process predicts every n_proc-th validation sentence; the correct counts are
+        # summed, so all processes get the same accuracy (one process: the plain mean).
         net = acc.unwrap_model(model)
-        logits = predict(net, val_ids, device=acc.device)
+        part = np.arange(rank, len(val_ids), n_proc)
+        logits = predict(net, [val_ids[i] for i in part], device=acc.device)
         net.train()
-        return float((logits.argmax(-1) == val_labels).mean())
+        correct = float((logits.argmax(-1) == np.asarray(val_labels)[part]).sum())
+        if n_proc > 1:
+            correct = float(acc.reduce(torch.tensor([correct], device=acc.device), "sum"))
+        return correct / max(1, len(val_ids))
+
+    def stop_requested() -> bool:
+        if should_stop is None:
+            return False
+        return agreed(bool(should_stop())) if n_proc > 1 else bool(should_stop())
+
+    def my_batches() -> list[np.ndarray]:
+        # The same batches in every process (same seed); this process's share, wrapped
+        # around so that every process takes steps_per_epoch steps (DDP needs them all).
+        batches = length_batches(lengths, cfg.batch_size, rng)
+        mine = batches[rank::n_proc]
+        return (mine + batches[:max(0, steps_per_epoch - len(mine))])[:steps_per_epoch]
 
     for epoch in range(1, cfg.epochs + 1):
-        loader = torch.utils.data.DataLoader(
-            _Batches(train, length_batches(lengths, cfg.batch_size, rng)),
-            batch_size=None, shuffle=False)
-        loader = acc.prepare(loader)
+        data = _Batches(train, my_batches())
         model.train()
         running, n_run = 0.0, 0
-        for batch in loader:
-            if should_stop is not None and should_stop():
+        for i in range(len(data)):
+            if stop_requested():
                 stopped = True
                 break
+            batch = {k: v.to(acc.device) for k, v in data[i].items()}
             logits = model(batch["input_ids"])  # (B, C)
             loss = loss_fn(logits, batch.get("teacher"), batch["labels"], alpha,
                            cfg.temperature)
@@ -193,4 +241,5 @@ def train_student(model: BiLSTMClassifier, train: TrainSet, val_ids: list[np.nda
     net.eval()
     return {"best": best, "history": history, "steps": step, "cancelled": stopped,
             "early_stopped": bool(cfg.patience and bad_evals >= cfg.patience),
-            "train_examples": len(lengths), "mode": mode, "device": str(acc.device)}
+            "train_examples": len(lengths), "mode": mode, "device": str(acc.device),
+            "processes": n_proc}

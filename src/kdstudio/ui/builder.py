@@ -20,7 +20,7 @@ from ..config import RunConfig
 from . import augment_tab, compare_tab, data_tab, distill_tab, export_tab
 from .common import Form, ok_md, on
 
-ASSETS = Path(__file__).resolve().parents[3] / "assets"
+ASSETS = Path(__file__).resolve().parents[1] / "assets"  # package data: kdstudio/assets
 POLL_SECONDS = 1.5
 TITLE = "Knowledge-distillation studio"
 

@@ -19,7 +19,7 @@ from .. import studio
 from ..compare import figures
 from .common import Form, error_md, info_md, on
 
-ASSETS = Path(__file__).resolve().parents[3] / "assets"
+ASSETS = Path(__file__).resolve().parents[1] / "assets"  # package data: kdstudio/assets
 
 
 @dataclass
@@ -45,7 +45,7 @@ class CompareTab:
 
 
 def example_sentences() -> list[str]:
-    """Example inputs from ``assets/examples.json`` (a list of strings), if present."""
+    """Example inputs from ``kdstudio/assets/examples.json`` (a list of strings), if present."""
     try:
         data = json.loads((ASSETS / "examples.json").read_text(encoding="utf-8"))
         return [s for s in data if isinstance(s, str)]
