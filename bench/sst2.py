@@ -151,10 +151,6 @@ def cached_stage_seconds(run: R.Run) -> dict[str, float | None]:
         m = e.get("metrics")
         if isinstance(m, dict) and m.get("cached"):
             out[e["stage"]] = m.get("seconds")
-        # The augment stage's "teacher-context" embedding table is cached on its own.
-        ctx = m.get("context_embeddings") if isinstance(m, dict) else None
-        if isinstance(ctx, dict) and ctx.get("cached"):
-            out["context embeddings"] = ctx.get("seconds")
     return out
 
 
