@@ -151,10 +151,6 @@ def cached_stage_seconds(run: R.Run) -> dict[str, float | None]:
         m = e.get("metrics")
         if isinstance(m, dict) and m.get("cached"):
             out[e["stage"]] = m.get("seconds")
-        # The augment stage's "teacher-context" embedding table is cached on its own.
-        ctx = m.get("context_embeddings") if isinstance(m, dict) else None
-        if isinstance(ctx, dict) and ctx.get("cached"):
-            out["context embeddings"] = ctx.get("seconds")
     return out
 
 
@@ -239,7 +235,7 @@ def write_markdown(path: Path, res: dict) -> None:
         + "; each row is the median over the seeds' runs. PyTorch rows run in PyTorch, the "
         "int8 row in ONNX Runtime; all on the same 2 threads"
         + (", each ONNX Runtime row in a fresh process of its own (`compare.isolate_onnx`, "
-           "bench/NOTES.md)" if res["config"].get("compare", {}).get("isolate_onnx") else "")
+           "docs/decisions.md)" if res["config"].get("compare", {}).get("isolate_onnx") else "")
         + ". Speed-ups are against the "
         "teacher in PyTorch"
         + ("; the teacher in ONNX Runtime fp32 is measured too (once, after the seeds), to "
@@ -359,7 +355,7 @@ def host_lines(res: dict) -> list[str]:
             f"**The probe changed speed during the timing** ({moved}, "
             f"over the {DRIFT}x this benchmark tolerates): the host may have changed speed, "
             "so a speed target missed in this run may be the host's; or the probe's own "
-            "ONNX Runtime session drew a slow start (bench/NOTES.md, session 9).")
+            "ONNX Runtime session drew a slow start (docs/decisions.md, compare.isolate_onnx).")
     prev = probes.get("previous")
     if prev and prev.get("threads") != before.get("threads"):
         lines.append(f"The previous run of this command ({prev['date']}) probed on "
