@@ -3,7 +3,7 @@ import torch
 
 from kdstudio.config import StudentConfig
 from kdstudio.student import BiLSTMClassifier
-from kdstudio.train import TrainSet, predict, train_student
+from kdstudio.train import Hooks, TrainSet, predict, train_student
 
 
 def _data(n=200, seed=0):
@@ -28,9 +28,11 @@ def test_distillation_learns_and_is_deterministic():
     ids, labels, logits = _data()
     vids, vlabels, _ = _data(60, seed=1)
     seen = []
-    h1 = train_student(_model(), TrainSet(ids, labels, logits), vids, vlabels, CFG, seed=3,
-                       device="cpu", on_step=lambda p: seen.append(p.step))
-    h2 = train_student(_model(), TrainSet(ids, labels, logits), vids, vlabels, CFG, seed=3,
+    h1 = train_student(_model(), TrainSet(ids, labels, logits), TrainSet(vids, vlabels, None),
+                      CFG, seed=3,
+                       device="cpu", hooks=Hooks(on_step=lambda p: seen.append(p.step)))
+    h2 = train_student(_model(), TrainSet(ids, labels, logits), TrainSet(vids, vlabels, None),
+                      CFG, seed=3,
                        device="cpu")
     assert h1["best"]["val_accuracy"] > 0.9
     assert h1["history"] == h2["history"]
@@ -41,7 +43,8 @@ def test_baseline_uses_only_labelled_rows():
     ids, labels, logits = _data()
     labels = labels.copy()
     labels[100:] = -1  # augmented rows have no hard label
-    h = train_student(_model(), TrainSet(ids, labels, logits), ids[:50], labels[:50], CFG,
+    h = train_student(_model(), TrainSet(ids, labels, logits), TrainSet(ids[:50], labels[:50], None),
+                      CFG,
                       mode="baseline", seed=0, device="cpu")
     assert h["train_examples"] == 100 and h["mode"] == "baseline"
 
@@ -57,9 +60,9 @@ def test_should_stop_cancels_and_keeps_best():
     saved = []
     cfg = StudentConfig(hidden_size=8, fc_size=8, epochs=50, batch_size=16, patience=0,
                         evals_per_epoch=4)
-    h = train_student(_model(), TrainSet(ids, labels, logits), ids[:40], labels[:40], cfg,
-                      seed=0, device="cpu", should_stop=stop,
-                      on_best=lambda m, b: saved.append(b))
+    h = train_student(_model(), TrainSet(ids, labels, logits), TrainSet(ids[:40], labels[:40], None),
+                      cfg,
+                      seed=0, device="cpu", hooks=Hooks(should_stop=stop, on_best=lambda m, b: saved.append(b)))
     assert h["cancelled"] and h["steps"] == 20
     assert saved  # a checkpoint was handed out before the stop
 
@@ -68,7 +71,8 @@ def test_early_stopping():
     ids, labels, logits = _data()
     cfg = StudentConfig(hidden_size=8, fc_size=8, epochs=100, batch_size=16, patience=2,
                         keep="best", learning_rate=0.01)
-    h = train_student(_model(), TrainSet(ids, labels, logits), ids[:40], labels[:40], cfg,
+    h = train_student(_model(), TrainSet(ids, labels, logits), TrainSet(ids[:40], labels[:40], None),
+                      cfg,
                       seed=0, device="cpu")
     assert h["early_stopped"] and h["steps"] < 100 * 13
 
@@ -87,7 +91,8 @@ def test_ce_loss_trains_on_labelled_rows_only():
     labels = labels.copy()
     labels[150:] = -1
     cfg = StudentConfig(hidden_size=8, fc_size=8, epochs=1, batch_size=16, loss="ce")
-    h = train_student(_model(), TrainSet(ids, labels, logits), ids[:20], labels[:20], cfg,
+    h = train_student(_model(), TrainSet(ids, labels, logits), TrainSet(ids[:20], labels[:20], None),
+                      cfg,
                       seed=0, device="cpu")
     assert h["train_examples"] == 150
 
@@ -98,7 +103,8 @@ def test_keep_last_ends_with_the_final_weights_and_their_accuracy():
     cfg = StudentConfig(hidden_size=8, fc_size=8, epochs=3, batch_size=16, learning_rate=0.01,
                         patience=0, evals_per_epoch=2, keep="last", lr_schedule="linear")
     m = _model()
-    h = train_student(m, TrainSet(ids, labels, logits), vids, vlabels, cfg, seed=0,
+    h = train_student(m, TrainSet(ids, labels, logits), TrainSet(vids, vlabels, None),
+                      cfg, seed=0,
                       device="cpu")
     assert h["best"]["kept"] == "last" and h["best"]["step"] == h["steps"]
     assert h["best"]["val_accuracy"] == h["history"][-1]["val_accuracy"]
@@ -118,7 +124,8 @@ def test_linear_schedule_decays_the_learning_rate_to_zero(monkeypatch):
         return orig_step(self, *a, **k)
 
     monkeypatch.setattr(torch.optim.Adam, "step", spy)
-    train_student(_model(), TrainSet(ids, labels, logits), ids[:20], labels[:20], cfg, seed=0,
+    train_student(_model(), TrainSet(ids, labels, logits), TrainSet(ids[:20], labels[:20], None),
+                      cfg, seed=0,
                   device="cpu")
     assert seen[0] == cfg.learning_rate and seen[-1] < 0.1 * cfg.learning_rate
     assert all(a >= b for a, b in zip(seen, seen[1:], strict=False))

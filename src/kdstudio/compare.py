@@ -159,12 +159,9 @@ def measure(p: Predictor, texts: list[str], labels: np.ndarray | None,
 def measure_isolated(build: Callable[[], Predictor], *args, **kwargs) -> dict[str, Any]:
     """:func:`measure` on the predictor ``build()`` makes, in a fresh process of its own.
 
-    For ONNX Runtime rows. On a 2-core machine ONNX Runtime's 2-thread sessions now and then
-    run 2.4x slower, and the slow draws cluster within a process: the int8 SST-2 student
-    took 0.21-0.23 ms per sentence at batch 1 instead of 0.09 for every seed of two
-    benchmark runs that timed all their rows in one process after PyTorch had run there
-    (bench/NOTES.md). A fresh process per row makes each row's draw its own, so a median
-    over seeds is not decided by one draw; a single row can still draw slow. ``build`` and
+    For ONNX Runtime rows: multi-threaded sessions now and then run a few times slower, and
+    the slow draws cluster within a process (docs/decisions.md). A fresh process per row
+    makes each row's draw its own; a single row can still draw slow. ``build`` and
     the arguments must pickle (a ``functools.partial`` of a module-level function, such as
     :func:`onnx_student_predictor`).
     """

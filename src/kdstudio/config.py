@@ -373,9 +373,9 @@ class CompareConfig(_Section):
     throughput_max_passes: int = 5
     #: Threads for timing (PyTorch and ONNX Runtime alike); None: library default.
     threads: int | None = None
-    #: Measure the ONNX Runtime rows each in a fresh process: multi-threaded ONNX Runtime
-    #: sessions sometimes run 2.4x slower, and the slow draws cluster within a process (the
-    #: int8 student at batch 1 on SST-2, bench/NOTES.md). Costs a few seconds per row.
+    #: Measure the ONNX Runtime rows each in a fresh process: multi-threaded sessions
+    #: sometimes run slower, and the slow draws cluster within a process. Costs a few
+    #: seconds per row.
     isolate_onnx: bool = True
 
     def __post_init__(self) -> None:

@@ -140,7 +140,7 @@ def stage_augment(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
 
 def stage_student(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -> dict:
     from .student import StudentVocab, build_student, num_parameters, save_student
-    from .train import TrainSet, agreed, train_student
+    from .train import Hooks, TrainSet, agreed, train_student
     from .transfer import read_transfer_set
 
     if not run.file(R.TRANSFER_FILE).exists():
@@ -179,10 +179,10 @@ def stage_student(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
 
         run.log("student_started", variant=name, params=meta["params"],
                 train_examples=len(data.ids))
-        hist = train_student(model, data, val_ids, task.validation.labels, vc, mode=mode,
-                             seed=seed, device=cfg.device, on_step=report,
-                             should_stop=run.cancel_requested, on_best=on_best,
-                             stage=f"student:{name}")
+        hist = train_student(model, data, TrainSet(val_ids, task.validation.labels, None), vc,
+                             mode=mode, seed=seed, device=cfg.device,
+                             hooks=Hooks(f"student:{name}", report, run.cancel_requested,
+                                         on_best))
         if main:
             save_student(model, vocab, task.label_names, out_dir,
                          {**meta, "best": hist["best"], "history": hist["history"]})

@@ -106,140 +106,193 @@ def predict(model: BiLSTMClassifier, ids: list[np.ndarray], batch_size: int = 25
     return out if out is not None else np.zeros((0, model.out.out_features), np.float32)
 
 
-def train_student(model: BiLSTMClassifier, train: TrainSet, val_ids: list[np.ndarray],
-                  val_labels: np.ndarray, cfg: StudentConfig, *, mode: str = "distill",
-                  seed: int = 42, device: str = "auto",
-                  on_step: Callable[[Progress], None] | None = None,
-                  should_stop: Callable[[], bool] | None = None,
-                  on_best: Callable[[BiLSTMClassifier, dict], None] | None = None,
-                  stage: str = "student") -> dict:
-    """Train ``model`` in place (it ends holding the best weights); returns the history.
+@dataclass
+class Hooks:
+    """Who listens to a training loop: progress, cancel, and each new best checkpoint (handed
+    over as soon as it improves, so a cancelled run keeps it)."""
 
-    ``mode`` "distill" uses ``cfg.loss`` against the teacher's logits; "baseline" trains on
-    hard labels only (cross-entropy), on the rows that have one.
-    """
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
+    stage: str = "student"
+    on_step: Callable[[Progress], None] | None = None
+    should_stop: Callable[[], bool] | None = None
+    on_best: Callable[[BiLSTMClassifier, dict], None] | None = None
 
-    set_seed(seed)
-    rng = np.random.default_rng(seed)
+
+def _objective(train: TrainSet, cfg: StudentConfig, mode: str) -> tuple[TrainSet, Callable,
+                                                                         float]:
+    """(the rows that train, the loss, its hard-label weight) for ``mode``."""
     if mode == "baseline" or cfg.loss == "ce":
         # Hard labels only: augmented copies have none, so only the originals train.
         keep = np.flatnonzero(train.labels >= 0)
-        train = TrainSet([train.ids[i] for i in keep], train.labels[keep], None)
-        loss_fn, alpha = LOSSES["ce"], 1.0
-    else:
-        if train.teacher_logits is None:
-            raise ValueError("distillation needs the teacher's logits")
-        loss_fn, alpha = LOSSES[cfg.loss], cfg.alpha
-    acc = Accelerator(cpu=use_cpu(device))
-    opt = make_optimizer(cfg, model.parameters())
-    model, opt = acc.prepare(model, opt)
-    n_proc, rank = acc.num_processes, acc.process_index
+        return (TrainSet([train.ids[i] for i in keep], train.labels[keep], None),
+                LOSSES["ce"], 1.0)
+    if train.teacher_logits is None:
+        raise ValueError("distillation needs the teacher's logits")
+    return train, LOSSES[cfg.loss], cfg.alpha
 
-    lengths = [len(x) for x in train.ids]
-    # length_batches cuts chunks of batch_size * bucket rows into batches, so an epoch has
-    # exactly ceil(N / batch_size) batches; each process takes every n_proc-th of them.
-    steps_per_epoch = math.ceil(math.ceil(len(lengths) / cfg.batch_size) / n_proc)
-    total = steps_per_epoch * cfg.epochs
-    eval_every = max(1, steps_per_epoch // cfg.evals_per_epoch)
-    sched = None
-    if cfg.lr_schedule == "linear":
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: max(0.0, 1.0 - s / max(1, total)))
-    progress = Progress(stage=stage, total=total)
-    progress.update(0, device=str(acc.device), mode=mode)
-    best = {"val_accuracy": -1.0, "step": 0, "epoch": 0}
-    best_state = None
-    history: list[dict] = []
-    bad_evals, step, stopped = 0, 0, False
 
-    def evaluate() -> float:
+class _Loop:
+    """One student's training: the steps, the evaluations and the weights kept."""
+
+    def __init__(self, model, train: TrainSet, val: TrainSet, cfg: StudentConfig, mode: str,
+                 seed: int, device: str, hooks: Hooks):
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+
+        set_seed(seed)
+        self.rng = np.random.default_rng(seed)
+        self.train, self.loss_fn, self.alpha = _objective(train, cfg, mode)
+        self.val, self.cfg, self.mode, self.hooks = val, cfg, mode, hooks
+        self.acc = Accelerator(cpu=use_cpu(device))
+        opt = make_optimizer(cfg, model.parameters())
+        self.model, self.opt = self.acc.prepare(model, opt)
+        self.n_proc, self.rank = self.acc.num_processes, self.acc.process_index
+        self.lengths = [len(x) for x in self.train.ids]
+        # length_batches cuts chunks of batch_size * bucket rows into batches, so an epoch
+        # has exactly ceil(N / batch_size) batches; each process takes every n_proc-th.
+        self.steps_per_epoch = math.ceil(math.ceil(len(self.lengths) / cfg.batch_size)
+                                         / self.n_proc)
+        self.total = self.steps_per_epoch * cfg.epochs
+        self.eval_every = max(1, self.steps_per_epoch // cfg.evals_per_epoch)
+        self.sched = None
+        if cfg.lr_schedule == "linear":
+            self.sched = torch.optim.lr_scheduler.LambdaLR(
+                self.opt, lambda s: max(0.0, 1.0 - s / max(1, self.total)))
+        self.progress = Progress(stage=hooks.stage, total=self.total)
+        self.progress.update(0, device=str(self.acc.device), mode=mode)
+        self.best = {"val_accuracy": -1.0, "step": 0, "epoch": 0}
+        self.best_state = None
+        self.history: list[dict] = []
+        self.bad_evals = self.step = 0
+        self.stopped = False
+        self.running, self.n_run = 0.0, 0
+
+    @property
+    def net(self) -> BiLSTMClassifier:
+        return self.acc.unwrap_model(self.model)
+
+    @property
+    def out_of_patience(self) -> bool:
+        return bool(self.cfg.patience and self.bad_evals >= self.cfg.patience)
+
+    def evaluate(self) -> float:
         # Each process predicts every n_proc-th validation sentence; the correct counts are
         # summed, so all processes get the same accuracy (one process: the plain mean).
-        net = acc.unwrap_model(model)
-        part = np.arange(rank, len(val_ids), n_proc)
-        logits = predict(net, [val_ids[i] for i in part], device=acc.device)
-        net.train()
-        correct = float((logits.argmax(-1) == np.asarray(val_labels)[part]).sum())
-        if n_proc > 1:
-            correct = float(acc.reduce(torch.tensor([correct], device=acc.device), "sum"))
+        val_ids, val_labels = self.val.ids, np.asarray(self.val.labels)
+        part = np.arange(self.rank, len(val_ids), self.n_proc)
+        logits = predict(self.net, [val_ids[i] for i in part], device=self.acc.device)
+        self.net.train()
+        correct = float((logits.argmax(-1) == val_labels[part]).sum())
+        if self.n_proc > 1:
+            correct = float(self.acc.reduce(torch.tensor([correct], device=self.acc.device),
+                                            "sum"))
         return correct / max(1, len(val_ids))
 
-    def stop_requested() -> bool:
-        if should_stop is None:
+    def stop_requested(self) -> bool:
+        stop = self.hooks.should_stop
+        if stop is None:
             return False
-        return agreed(bool(should_stop())) if n_proc > 1 else bool(should_stop())
+        return agreed(bool(stop())) if self.n_proc > 1 else bool(stop())
 
-    def my_batches() -> list[np.ndarray]:
+    def my_batches(self) -> list[np.ndarray]:
         # The same batches in every process (same seed); this process's share, wrapped
         # around so that every process takes steps_per_epoch steps (DDP needs them all).
-        batches = length_batches(lengths, cfg.batch_size, rng)
-        mine = batches[rank::n_proc]
-        return (mine + batches[:max(0, steps_per_epoch - len(mine))])[:steps_per_epoch]
+        batches = length_batches(self.lengths, self.cfg.batch_size, self.rng)
+        mine = batches[self.rank::self.n_proc]
+        return (mine + batches[:max(0, self.steps_per_epoch - len(mine))]
+                )[:self.steps_per_epoch]
 
-    for epoch in range(1, cfg.epochs + 1):
-        data = _Batches(train, my_batches())
-        model.train()
-        running, n_run = 0.0, 0
-        for i in range(len(data)):
-            if stop_requested():
-                stopped = True
+    def run(self) -> None:
+        for epoch in range(1, self.cfg.epochs + 1):
+            self.epoch = epoch
+            data = _Batches(self.train, self.my_batches())
+            # A DataLoader over these batches drew its base seed from the global generator
+            # each epoch; drawing it here keeps the dropout masks, and so trained students,
+            # as they were.
+            torch.empty((), dtype=torch.int64).random_()
+            self.model.train()
+            self.running, self.n_run = 0.0, 0
+            for i in range(len(data)):
+                if self.stop_requested():
+                    self.stopped = True
+                    break
+                self.train_step(data[i])
+                if self.out_of_patience:
+                    break
+            if self.stopped or self.out_of_patience:
                 break
-            batch = {k: v.to(acc.device) for k, v in data[i].items()}
-            logits = model(batch["input_ids"])  # (B, C)
-            loss = loss_fn(logits, batch.get("teacher"), batch["labels"], alpha,
-                           cfg.temperature)
-            opt.zero_grad(set_to_none=True)
-            acc.backward(loss)
-            acc.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            if sched is not None:
-                sched.step()
-            step += 1
-            loss_value = float(loss.detach())
-            running += loss_value
-            n_run += 1
-            progress.update(step, loss=loss_value, epoch=epoch)
-            if step % eval_every == 0 or step == total:
-                val_acc = evaluate()
-                history.append({"step": step, "epoch": epoch,
-                                "train_loss": running / max(1, n_run), "val_accuracy": val_acc})
-                running, n_run = 0.0, 0
-                # eval_step tells listeners which step this accuracy belongs to (progress
-                # events repeat the latest value until the next evaluation).
-                progress.update(step, val_accuracy=val_acc, eval_step=step,
-                                best_val_accuracy=max(val_acc, best["val_accuracy"]))
-                if val_acc > best["val_accuracy"]:
-                    best = {"val_accuracy": val_acc, "step": step, "epoch": epoch}
-                    bad_evals = 0
-                    best_state = copy.deepcopy(acc.unwrap_model(model).state_dict())
-                    if on_best is not None and acc.is_main_process:
-                        on_best(acc.unwrap_model(model), best)
-                else:
-                    bad_evals += 1
-            if on_step is not None and acc.is_main_process:
-                on_step(progress)
-            if cfg.patience and bad_evals >= cfg.patience:
-                break
-        if stopped or (cfg.patience and bad_evals >= cfg.patience):
-            break
-    net = acc.unwrap_model(model)
-    if cfg.keep == "last" and not stopped:
-        # The weights training ended with; the accuracy is the final evaluation's.
-        final = history[-1]["val_accuracy"] if history and history[-1]["step"] == step \
-            else evaluate()
-        best = {"val_accuracy": final, "step": step, "epoch": epoch, "kept": "last",
-                "best_seen": best}
-    elif best_state is None:  # cancelled or no evaluation yet: evaluate what we have
-        val_acc = evaluate()
-        best = {"val_accuracy": val_acc, "step": step, "epoch": 0}
-        if on_best is not None and acc.is_main_process and step > 0:
-            on_best(net, best)
-    else:
-        net.load_state_dict(best_state)
-    net.eval()
-    return {"best": best, "history": history, "steps": step, "cancelled": stopped,
-            "early_stopped": bool(cfg.patience and bad_evals >= cfg.patience),
-            "train_examples": len(lengths), "mode": mode, "device": str(acc.device),
-            "processes": n_proc}
+
+    def train_step(self, item: dict[str, torch.Tensor]) -> None:
+        acc, cfg = self.acc, self.cfg
+        batch = {k: v.to(acc.device) for k, v in item.items()}
+        logits = self.model(batch["input_ids"])  # (B, C)
+        loss = self.loss_fn(logits, batch.get("teacher"), batch["labels"], self.alpha,
+                            cfg.temperature)
+        self.opt.zero_grad(set_to_none=True)
+        acc.backward(loss)
+        acc.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.opt.step()
+        if self.sched is not None:
+            self.sched.step()
+        self.step += 1
+        loss_value = float(loss.detach())
+        self.running += loss_value
+        self.n_run += 1
+        self.progress.update(self.step, loss=loss_value, epoch=self.epoch)
+        if self.step % self.eval_every == 0 or self.step == self.total:
+            self.evaluation()
+        if self.hooks.on_step is not None and acc.is_main_process:
+            self.hooks.on_step(self.progress)
+
+    def evaluation(self) -> None:
+        val_acc = self.evaluate()
+        self.history.append({"step": self.step, "epoch": self.epoch,
+                             "train_loss": self.running / max(1, self.n_run),
+                             "val_accuracy": val_acc})
+        self.running, self.n_run = 0.0, 0
+        # eval_step tells listeners which step this accuracy belongs to (progress events
+        # repeat the latest value until the next evaluation).
+        self.progress.update(self.step, val_accuracy=val_acc, eval_step=self.step,
+                             best_val_accuracy=max(val_acc, self.best["val_accuracy"]))
+        if val_acc <= self.best["val_accuracy"]:
+            self.bad_evals += 1
+            return
+        self.best = {"val_accuracy": val_acc, "step": self.step, "epoch": self.epoch}
+        self.bad_evals = 0
+        self.best_state = copy.deepcopy(self.net.state_dict())
+        if self.hooks.on_best is not None and self.acc.is_main_process:
+            self.hooks.on_best(self.net, self.best)
+
+    def finish(self) -> dict:
+        net, hist = self.net, self.history
+        if self.cfg.keep == "last" and not self.stopped:
+            # The weights training ended with; the accuracy is the final evaluation's.
+            final = hist[-1]["val_accuracy"] if hist and hist[-1]["step"] == self.step \
+                else self.evaluate()
+            best = {"val_accuracy": final, "step": self.step, "epoch": self.epoch,
+                    "kept": "last", "best_seen": self.best}
+        elif self.best_state is None:  # cancelled or no evaluation yet: evaluate what we have
+            best = {"val_accuracy": self.evaluate(), "step": self.step, "epoch": 0}
+            if self.hooks.on_best is not None and self.acc.is_main_process and self.step > 0:
+                self.hooks.on_best(net, best)
+        else:
+            best = self.best
+            net.load_state_dict(self.best_state)
+        net.eval()
+        return {"best": best, "history": hist, "steps": self.step, "cancelled": self.stopped,
+                "early_stopped": self.out_of_patience, "train_examples": len(self.lengths),
+                "mode": self.mode, "device": str(self.acc.device), "processes": self.n_proc}
+
+
+def train_student(model: BiLSTMClassifier, train: TrainSet, val: TrainSet,
+                  cfg: StudentConfig, *, mode: str = "distill", seed: int = 42,
+                  device: str = "auto", hooks: Hooks | None = None) -> dict:
+    """Train ``model`` in place (it ends holding the kept weights); returns the history.
+
+    ``mode`` "distill" uses ``cfg.loss`` against the teacher's logits; "baseline" trains on
+    hard labels only (cross-entropy), on the rows that have one. ``val`` holds the
+    validation ids and labels (no logits).
+    """
+    loop = _Loop(model, train, val, cfg, mode, seed, device, hooks or Hooks())
+    loop.epoch = 0
+    loop.run()
+    return loop.finish()

@@ -91,9 +91,8 @@ def _load_models(run: Run) -> RunModels:
         _, vocab, meta = load_student(sdir)
         int8 = run.file(R.ONNX_DIR) / "distilled.int8.onnx"
         if int8.exists():
-            # One thread: a single sentence gains little from more, and 2-thread calls ran
-            # 2.4x slower in some processes, more often beside PyTorch as here; one thread
-            # never did in 8 processes, 16 readings (bench/NOTES.md, omp_interference.py).
+            # One thread: a single sentence gains little from more, and multi-threaded calls
+            # beside PyTorch sometimes run slower (docs/decisions.md).
             preds["student-int8"] = onnx_student_predictor(
                 "student int8", "student-int8", int8, vocab, teacher.tokenizer, L,
                 meta["params"], threads=1)
