@@ -47,7 +47,7 @@ def reference_rows(tokenizer, texts, labels, cfg) -> list[dict]:
     from safetensors.torch import save_file
     from transformers import BertConfig, BertForSequenceClassification
 
-    from kdstudio.compare import Predictor, measure
+    from kdstudio.compare import Predictor, Timing, measure
 
     out = []
     for name, kw in (("bert-base", {}),
@@ -72,8 +72,8 @@ def reference_rows(tokenizer, texts, labels, cfg) -> list[dict]:
                       run, sum(x.numel() for x in model.parameters()), size, "pytorch")
         t0 = time.time()
         # No accuracy pass (random weights); one b32 pass is minutes long already.
-        row = measure(p, texts, None, None, latency_samples=len(texts),
-                      warmup=cfg.compare.warmup, batch_size=cfg.compare.throughput_batch_size)
+        row = measure(p, texts, None, None, Timing(len(texts), cfg.compare.warmup,
+                                                   cfg.compare.throughput_batch_size))
         row.pop("_pred")
         row["seconds"] = round(time.time() - t0, 1)
         out.append(row)
@@ -91,7 +91,7 @@ def teacher_onnx_row(teacher, texts, labels, cfg) -> dict:
     """
     from functools import partial
 
-    from kdstudio.compare import measure_built, onnx_teacher_predictor_from
+    from kdstudio.compare import Timing, measure_built, onnx_teacher_predictor_from
     from kdstudio.quantize import export_teacher
 
     cc = cfg.compare
@@ -100,11 +100,9 @@ def teacher_onnx_row(teacher, texts, labels, cfg) -> dict:
         build = partial(onnx_teacher_predictor_from, path, teacher.tokenizer,
                         teacher.max_length, teacher.num_parameters(), cc.threads,
                         name="teacher, ONNX Runtime fp32 (same weights)", kind="teacher-onnx")
-        how = dict(latency_samples=len(texts), warmup=cc.warmup,
-                   batch_size=cc.throughput_batch_size, min_seconds=cc.throughput_min_seconds,
-                   max_passes=cc.throughput_max_passes)
+        how = Timing.from_config(cc, latency_samples=len(texts))
         # In a process of its own, as the pipeline times its ONNX Runtime rows.
-        row = measure_built(build, texts, labels, None, isolate=cc.isolate_onnx, **how)
+        row = measure_built(build, texts, labels, None, how, isolate=cc.isolate_onnx)
     row.pop("_pred")
     return row
 

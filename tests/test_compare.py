@@ -1,6 +1,6 @@
 import numpy as np
 
-from kdstudio.compare import Predictor, measure
+from kdstudio.compare import Predictor, Timing, measure
 
 
 def _predictor(calls: list[int]) -> Predictor:
@@ -17,15 +17,15 @@ TEXTS = ["good", "bad", "good film", "bad film", "good one"]
 
 def test_measure_reports_accuracy_and_agreement():
     row = measure(_predictor([]), TEXTS, np.array([1, 0, 1, 0, 0]), np.array([1, 0, 1, 0, 1]),
-                  latency_samples=5, warmup=1, batch_size=2)
+                  Timing(latency_samples=5, warmup=1, batch_size=2))
     assert row["accuracy"] == 0.8 and row["agreement_with_teacher"] == 1.0
     assert row["latency_samples"] == 5 and row["throughput_passes"] == 1
 
 
 def test_latency_only_rows_skip_the_accuracy_pass():
     calls: list[int] = []
-    row = measure(_predictor(calls), TEXTS, None, None, latency_samples=5, warmup=0,
-                  batch_size=5)
+    row = measure(_predictor(calls), TEXTS, None, None,
+                  Timing(latency_samples=5, warmup=0, batch_size=5))
     assert row["accuracy"] is None and row["agreement_with_teacher"] is None
     # 5 single calls, one warm-up batch, one timed pass: no prediction pass before them
     assert calls == [1] * 5 + [5, 5]
@@ -33,8 +33,9 @@ def test_latency_only_rows_skip_the_accuracy_pass():
 
 def test_throughput_repeats_passes_up_to_the_limit():
     calls: list[int] = []
-    row = measure(_predictor(calls), TEXTS, None, None, latency_samples=1, warmup=0,
-                  batch_size=5, min_seconds=60.0, max_passes=3)
+    row = measure(_predictor(calls), TEXTS, None, None,
+                  Timing(latency_samples=1, warmup=0, batch_size=5, min_seconds=60.0,
+                         max_passes=3))
     assert row["throughput_passes"] == 3 and calls == [1, 5, 5, 5, 5]
 
 
@@ -57,9 +58,9 @@ def test_measure_isolated_builds_and_measures_in_another_process():
     from kdstudio.compare import measure_isolated
 
     labels, teacher = np.array([1, 0, 1, 0, 0]), np.array([1, 0, 1, 0, 1])
-    how = dict(latency_samples=5, warmup=1, batch_size=2)
-    here = measure(_toy_predictor("toy"), TEXTS, labels, teacher, **how)
-    there = measure_isolated(partial(_toy_predictor, "toy"), TEXTS, labels, teacher, **how)
+    how = Timing(latency_samples=5, warmup=1, batch_size=2)
+    here = measure(_toy_predictor("toy"), TEXTS, labels, teacher, how)
+    there = measure_isolated(partial(_toy_predictor, "toy"), TEXTS, labels, teacher, how)
     assert there["name"] != f"toy in {os.getpid()}" and there["name"].startswith("toy in ")
     for key in ("accuracy", "agreement_with_teacher", "params", "size_mb", "kind"):
         assert there[key] == here[key]

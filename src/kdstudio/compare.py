@@ -99,17 +99,36 @@ def onnx_teacher_predictor_from(onnx_path: Path, tokenizer, max_length: int, par
                      params, onnx_path.stat().st_size, "onnxruntime")
 
 
+@dataclass(frozen=True)
+class Timing:
+    """How :func:`measure` times a model: ``latency_samples`` sentences at batch 1 after
+    ``warmup`` calls, then whole passes at ``batch_size``. The throughput is the median of
+    passes repeated until ``min_seconds`` were timed or ``max_passes`` made: one pass of a
+    fast student takes a tenth of a second, short enough for a busy moment to skew it."""
+
+    latency_samples: int
+    warmup: int
+    batch_size: int
+    seed: int = 0
+    min_seconds: float = 0.0
+    max_passes: int = 1
+
+    @classmethod
+    def from_config(cls, cc, seed: int = 0, latency_samples: int | None = None) -> Timing:
+        """From a :class:`~kdstudio.config.CompareConfig`."""
+        return cls(latency_samples or cc.latency_samples, cc.warmup, cc.throughput_batch_size,
+                   seed, cc.throughput_min_seconds, cc.throughput_max_passes)
+
+
 def measure(p: Predictor, texts: list[str], labels: np.ndarray | None,
-            teacher_pred: np.ndarray | None, *, latency_samples: int, warmup: int,
-            batch_size: int, seed: int = 0, min_seconds: float = 0.0,
-            max_passes: int = 1) -> dict[str, Any]:
+            teacher_pred: np.ndarray | None, timing: Timing) -> dict[str, Any]:
     """Accuracy, agreement and timing of one predictor on validation ``texts``.
 
-    ``labels=None`` skips the accuracy pass (latency-only references). The batch throughput
-    is the median of whole passes over ``texts``, repeated until ``min_seconds`` of them
-    have been timed or ``max_passes`` were made: one pass of a fast student takes a tenth
-    of a second, short enough for a busy moment of a shared machine to skew it.
+    ``labels=None`` skips the accuracy pass (latency-only references).
     """
+    latency_samples, warmup, batch_size, seed, min_seconds, max_passes = (
+        timing.latency_samples, timing.warmup, timing.batch_size, timing.seed,
+        timing.min_seconds, timing.max_passes)
     pred = None
     if labels is not None:
         logits = np.concatenate([p.predict(texts[s:s + batch_size])

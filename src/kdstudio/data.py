@@ -78,6 +78,40 @@ class TaskData:
 # ---------------------------------------------------------------------------------------
 # Reading files
 # ---------------------------------------------------------------------------------------
+def _check_text(path: Path, suffix: str) -> None:
+    """Refuse a binary or non-UTF-8 file before pandas reads it."""
+    raw = path.read_bytes()
+    if b"\0" in raw[:8192]:
+        raise DataError(
+            f"{path.name} looks like a binary file, not {suffix[1:].upper()} text; "
+            "check that you picked the right file"
+        )
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(
+            f"{path.name} is not UTF-8 text (bad byte at position {e.start}); "
+            "re-save it as UTF-8"
+        ) from None
+
+
+def _read_json(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_json(path)
+    except ValueError:
+        return pd.read_json(path, lines=True)
+
+
+_READERS = {
+    ".csv": lambda p: pd.read_csv(p, keep_default_na=False),
+    # SST-2 style TSVs contain quote characters that are literal text.
+    ".tsv": lambda p: pd.read_csv(p, sep="\t", quoting=3, keep_default_na=False),
+    ".jsonl": lambda p: pd.read_json(p, lines=True),
+    ".json": _read_json,
+    ".parquet": pd.read_parquet,
+}
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read one CSV/TSV/JSON/JSONL/Parquet file, with messages a user can act on."""
     path = Path(path)
@@ -92,36 +126,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if path.stat().st_size == 0:
         raise DataError(f"{path.name} is empty")
     if suffix != ".parquet":
-        raw = path.read_bytes()
-        if b"\0" in raw[:8192]:
-            raise DataError(
-                f"{path.name} looks like a binary file, not {suffix[1:].upper()} text; "
-                "check that you picked the right file"
-            )
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise DataError(
-                f"{path.name} is not UTF-8 text (bad byte at position {e.start}); "
-                "re-save it as UTF-8"
-            ) from None
+        _check_text(path, suffix)
     try:
-        if suffix == ".csv":
-            df = pd.read_csv(path, keep_default_na=False)
-        elif suffix == ".tsv":
-            # SST-2 style TSVs contain quote characters that are literal text.
-            df = pd.read_csv(path, sep="\t", quoting=3, keep_default_na=False)
-        elif suffix == ".jsonl":
-            df = pd.read_json(path, lines=True)
-        elif suffix == ".json":
-            try:
-                df = pd.read_json(path)
-            except ValueError:
-                df = pd.read_json(path, lines=True)
-        else:
-            df = pd.read_parquet(path)
-    except DataError:
-        raise
+        df = _READERS[suffix](path)
     except Exception as e:  # pandas/pyarrow raise many types for malformed input
         raise DataError(
             f"{path.name} could not be read as {suffix[1:].upper()}: {str(e).splitlines()[0]}"

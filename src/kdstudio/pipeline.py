@@ -251,17 +251,10 @@ def stage_quantize(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) 
     return out
 
 
-def stage_compare(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -> dict:
-    import torch
-
+def _predictors(run: Run, cfg: RunConfig, teacher, students: dict) -> list:
+    """The models the compare stage measures: predictors, or for ONNX Runtime rows the
+    (picklable) recipe of one (see CompareConfig.isolate_onnx)."""
     from .compare import (
-        Predictor,
-        add_ratios,
-        figures,
-        load_students,
-        markdown_table,
-        measure,
-        measure_built,
         onnx_student_predictor,
         onnx_teacher_predictor_from,
         student_predictor,
@@ -269,15 +262,7 @@ def stage_compare(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
     )
 
     cc = cfg.compare
-    if cc.threads:
-        torch.set_num_threads(cc.threads)
-    teacher = _load_run_teacher(run, cfg, task)
-    students = load_students(run.path)
-    if not students:
-        raise RuntimeError("this run has no trained student yet: run the student stage first")
     tok, L = teacher.tokenizer, cfg.student.max_length
-    # Predictors, or for ONNX Runtime rows the (picklable) recipe of one: see
-    # CompareConfig.isolate_onnx.
     preds: list = [teacher_predictor(teacher, run.file(R.TEACHER_DIR))]
     if run.file(f"{R.ONNX_DIR}/teacher.int8.onnx").exists():
         preds.append(partial(onnx_teacher_predictor_from,
@@ -297,17 +282,40 @@ def stage_compare(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
             if path.exists():
                 preds.append(partial(onnx_student_predictor, label, kind, path, vocab, tok,
                                      L, meta["params"], cc.threads))
+    return preds
+
+
+def stage_compare(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -> dict:
+    import torch
+
+    from .compare import (
+        Predictor,
+        Timing,
+        add_ratios,
+        figures,
+        load_students,
+        markdown_table,
+        measure,
+        measure_built,
+    )
+
+    cc = cfg.compare
+    if cc.threads:
+        torch.set_num_threads(cc.threads)
+    teacher = _load_run_teacher(run, cfg, task)
+    students = load_students(run.path)
+    if not students:
+        raise RuntimeError("this run has no trained student yet: run the student stage first")
+    preds = _predictors(run, cfg, teacher, students)
     texts, labels = task.validation.texts, task.validation.labels
     rows, teacher_pred = [], None
     progress = Progress("compare", total=len(preds))
-    how = dict(latency_samples=cc.latency_samples, warmup=cc.warmup,
-               batch_size=cc.throughput_batch_size, seed=cfg.seed,
-               min_seconds=cc.throughput_min_seconds, max_passes=cc.throughput_max_passes)
+    how = Timing.from_config(cc, cfg.seed)
     for k, p in enumerate(preds):
         if isinstance(p, Predictor):
-            row = measure(p, texts, labels, teacher_pred, **how)
+            row = measure(p, texts, labels, teacher_pred, how)
         else:
-            row = measure_built(p, texts, labels, teacher_pred, isolate=cc.isolate_onnx, **how)
+            row = measure_built(p, texts, labels, teacher_pred, how, isolate=cc.isolate_onnx)
         if row["kind"] == "teacher":
             teacher_pred = row["_pred"]
             row["agreement_with_teacher"] = 1.0

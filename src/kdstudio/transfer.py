@@ -46,11 +46,12 @@ def link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def build_transfer_set(task: TaskData, teacher: Teacher, teacher_fp: str, cfg: AugmentConfig,
-                       out_file: str | Path, *, seed: int = 42, batch_size: int = 128,
-                       cache_dir: str | Path | None = None,
-                       on_step: Callable[[Progress], None] | None = None,
-                       should_stop: Callable[[], bool] | None = None) -> dict:
+# Every input below keys the cache or the job's progress, so each stays a named argument.
+def build_transfer_set(  # noqa: PLR0913
+        task: TaskData, teacher: Teacher, teacher_fp: str, cfg: AugmentConfig,
+        out_file: str | Path, *, seed: int = 42, batch_size: int = 128,
+        cache_dir: str | Path | None = None, on_step: Callable[[Progress], None] | None = None,
+        should_stop: Callable[[], bool] | None = None) -> dict:
     """Write the transfer set to ``out_file`` (from the cache when it holds it)."""
     out_file = Path(out_file)
     int8 = teacher.labeller == "onnx-int8"
