@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import AugmentConfig
+from .files import write_text_atomic
 
 Rule = str  # "mask" | "pos" | "ngram-mask"
 
@@ -146,11 +147,9 @@ def build_tagged_corpus(sentences: Sequence[str], spacy_model: str,
     pos = PosDictionary.from_tagged(tagged)
     corpus = TaggedCorpus([w for w, _ in tagged], [t for _, t in tagged], pos)
     if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"words": corpus.words, "tags": corpus.tags,
-                                   "pos_words": pos.words, "pos_counts": pos.counts}))
-        tmp.replace(cache_file)
+        write_text_atomic(cache_file, json.dumps({
+            "words": corpus.words, "tags": corpus.tags, "pos_words": pos.words,
+            "pos_counts": pos.counts}))
     return corpus
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .config import RunConfig
+from .files import write_text_atomic
 
 Status = Literal["created", "running", "done", "failed", "cancelled"]
 STAGES = ("teacher", "augment", "student", "quantize", "compare")
@@ -61,12 +62,6 @@ def is_main_process() -> bool:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -118,7 +113,7 @@ class Run:
         d = self.status() if (self.path / "status.json").exists() else {}
         d.update({"status": status, "stage": stage, "message": message, "updated": _now()})
         d.update(extra)
-        _write_atomic(self.path / "status.json", json.dumps(d, indent=1))
+        write_text_atomic(self.path / "status.json", json.dumps(d, indent=1))
 
     # ---- events --------------------------------------------------------------------
     def log(self, kind: str, **data: Any) -> None:

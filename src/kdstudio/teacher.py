@@ -12,7 +12,6 @@ import hashlib
 import importlib.util
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ import torch
 from .batching import length_batches
 from .config import PACKAGED_MINILM, TeacherConfig
 from .data import TaskData
+from .files import atomic_path
 from .progress import Progress, StopRequested
 
 OnStep = Callable[[Progress], None]
@@ -111,16 +111,14 @@ class Teacher:
         path = Path(path)
         if not path.exists():
             device = self.device
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            export_teacher(self.model, tmp)  # exports from the CPU
-            os.replace(tmp, path)
+            with atomic_path(path) as tmp:
+                export_teacher(self.model, tmp)  # exports from the CPU
             self.model.to(device)
         if int8:
             q = path.with_name(f"{path.stem}.int8.onnx")
             if not q.exists():
-                tmp = q.with_name(f".{q.stem}.{os.getpid()}.tmp.onnx")
-                quantize_int8(path, tmp, per_channel=True)
-                os.replace(tmp, q)
+                with atomic_path(q) as tmp:
+                    quantize_int8(path, tmp, per_channel=True)
             path = q
         self.ort_session = session(path)
         self.ort_int8 = int8

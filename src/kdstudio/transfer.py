@@ -22,6 +22,7 @@ import pandas as pd
 from .augment import build_tagged_corpus, build_transfer_texts
 from .config import AugmentConfig
 from .data import TaskData
+from .files import atomic_path
 from .progress import Progress, StopRequested
 from .teacher import Teacher
 
@@ -93,9 +94,8 @@ def build_transfer_set(  # noqa: PLR0913
     for c in range(logits.shape[1]):
         df[f"logit_{c}"] = logits[:, c]
     out_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_file.with_suffix(".tmp")
-    df.to_parquet(tmp, index=False)
-    tmp.replace(out_file)
+    with atomic_path(out_file) as tmp:
+        df.to_parquet(tmp, index=False)
     meta = {"rows": len(df), "augmented": len(df) - n_orig,
             "pos_tags": len(corpus.pos.words), "tagging_seconds": round(t_tag, 2),
             "labelling_seconds": round(t_label, 2),

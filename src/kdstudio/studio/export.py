@@ -6,7 +6,6 @@ Both are written beside the runs (``<runs>/_exports/<run id>/``), never inside a
 from __future__ import annotations
 
 import json
-import os
 import threading
 import zipfile
 from importlib import resources
@@ -14,6 +13,7 @@ from pathlib import Path
 from string import Template
 
 from .. import runs as R
+from ..files import atomic_path
 from ..runs import Run
 from .runviews import runs_root, teacher_metrics
 from .tables import finished_results, ratio
@@ -101,9 +101,8 @@ def _existing(p: Path) -> Path | None:
 
 
 def _write_bundle(run: Run, card: Path, bundle: Path) -> None:
-    tmp = bundle.with_name(f".{bundle.name}.tmp")
     teacher = run.file(R.TEACHER_DIR)
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+    with atomic_path(bundle) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
         z.write(card, "README.md")
         for name in ("distilled.int8.onnx", "distilled.onnx"):
             if run.file(R.ONNX_DIR).joinpath(name).exists():
@@ -117,4 +116,3 @@ def _write_bundle(run: Run, card: Path, bundle: Path) -> None:
                                 or f.name in ("vocab.txt",)):
                 z.write(f, f"tokenizer/{f.name}")
         z.write(run.file(R.RESULTS_JSON), "results.json")
-    os.replace(tmp, bundle)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..config import DataConfig
 from ..data import FILE_SUFFIXES, DataError, TaskData, load_task, read_table
+from ..files import atomic_path
 from .cache import VersionedCache
 from .errors import UserInputError
 from .runviews import runs_root
@@ -64,10 +65,8 @@ def store_upload(path: str | Path, root: Path | None = None) -> Path:
     name = re.sub(r"[^A-Za-z0-9._-]", "_", src.name) or f"upload{src.suffix}"
     dst = (root or runs_root()) / UPLOADS_DIR / h.hexdigest()[:16] / name
     if not dst.exists():
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_name(f".{dst.name}.tmp")
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
+        with atomic_path(dst) as tmp:
+            shutil.copyfile(src, tmp)
     return dst
 
 
