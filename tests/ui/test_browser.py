@@ -7,6 +7,7 @@ the results appear and that an empty text gets a message, and saves screenshots 
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -99,11 +100,20 @@ def test_every_tab_augmentation_and_prediction(page, studio, finished_run):
     assert studio.alive()
 
 
+def _table_rows(page, selector: str) -> list[str]:
+    """The text of each body row of a Gradio Dataframe, as the user sees it."""
+    rows = [r.inner_text() for r in page.locator(f"{selector} tbody tr").all()]
+    return [r for r in rows if r.strip()]  # the virtual table's spacer rows are empty
+
+
 def test_start_distillation_shows_progress_and_then_the_new_run(page, studio, finished_run,
                                                                 tiny_data_dir):
-    """Start from the browser (reusing the finished run's teacher), see the job's progress,
-    reload the page mid-way, and land on the new run's comparison when it is done."""
+    """Start from the browser (reusing the finished run's teacher), reload the page while
+    the job runs, and see the new run's comparison and downloads when it is done, with no
+    reload after it ended; a second browser sees the same."""
     from playwright.sync_api import expect
+
+    from kdstudio.runs import Run
 
     page.goto(studio.url)
     page.wait_for_selector("#kd-compare-table")
@@ -123,16 +133,31 @@ def test_start_distillation_shows_progress_and_then_the_new_run(page, studio, fi
     expect(msg).to_contain_text(f"reusing the teacher of run {finished_run.id}")
     new_id = msg.inner_text().split("Started run ")[1].split(":")[0]
     expect(page.locator("#kd-monitor")).to_contain_text(new_id)
+    # Reload while the job runs: the page follows the running job.
+    assert Run(studio.root / new_id).status()["status"] == "running"
+    page.reload()
+    _tab(page, "Distillation")
+    # A page's first poll waits behind the job for the CPU: give it time.
+    expect(page.locator("#kd-monitor")).to_contain_text(new_id, timeout=30_000)
+    expect(page.locator("#kd-run input")).to_have_value(re.compile(re.escape(new_id)))
     # A second browser (a fresh page) shows the same job, read from the runs folder.
     other = page.context.new_page()
     other.goto(studio.url)
     _tab(other, "Distillation")
-    expect(other.locator("#kd-monitor")).to_contain_text(new_id)
-    expect(page.locator("#kd-monitor")).to_contain_text(f"{new_id} — done", timeout=120_000)
+    expect(other.locator("#kd-monitor")).to_contain_text(new_id, timeout=30_000)
+    expect(page.locator("#kd-monitor")).to_contain_text(f"{new_id} — done", timeout=180_000)
     page.screenshot(path=str(ARTIFACTS / "studio-6-job-done.png"), full_page=True)
-    # When the job ends, the page switches to the new run's results.
-    _tab(page, "Compare")
-    expect(page.locator("#kd-compare-header")).to_contain_text(new_id, timeout=15_000)
-    _tab(other, "Compare")
-    expect(other.locator("#kd-compare-header")).to_contain_text(new_id, timeout=15_000)
+    # When the job ends, Compare and Export show the new run, without a reload.
+    for p in (page, other):
+        _tab(p, "Compare")
+        expect(p.locator("#kd-compare-header")).to_contain_text(new_id, timeout=15_000)
+        expect(p.locator("#kd-compare-table")).to_contain_text("student ONNX int8")
+        rows = _table_rows(p, "#kd-compare-table")
+        (ARTIFACTS / "compare-table.html").write_text(p.locator("#kd-compare-table").inner_html())
+        assert any(r.startswith("teacher") for r in rows), rows
+        assert any("student ONNX int8" in r and "%" in r for r in rows), rows
+        _tab(p, "Export")
+        expect(p.locator("#kd-export-msg")).to_contain_text(new_id)
+        expect(p.locator("#kd-dl-int8")).to_be_enabled()
+        expect(p.locator("#kd-card-preview")).to_contain_text(f"run `{new_id}`")
     other.close()

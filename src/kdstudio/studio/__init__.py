@@ -41,9 +41,17 @@ from .runviews import (
     runs_root,
     teacher_metrics,
 )
-from .tables import comparison_table, disagreements, finished_results, seed_table
+from .tables import (
+    comparison_table,
+    disagreements,
+    finished_results,
+    result_figures,
+    seed_table,
+)
 from .uploads import (
+    check_model_ref,
     check_upload,
+    dataset_title,
     is_stored_upload,
     load_task_cached,
     max_upload_bytes,
@@ -53,10 +61,10 @@ from .uploads import (
 
 __all__ = [
     "AFTER_TEACHER", "MODEL_KINDS", "AugmentedCopy", "augment_preview", "ModelAnswer", "Snapshot", "UserInputError", "active_job",
-    "cancel", "cancel_active", "check_upload", "clean_text", "comparison_table",
+    "cancel", "cancel_active", "check_model_ref", "check_upload", "dataset_title", "clean_text", "comparison_table",
     "default_run", "disagreements", "export_files", "finished_results", "get_run",
     "has_models", "is_stored_upload", "load_task_cached", "max_upload_bytes", "model_card",
-    "predict", "preview_pos_dictionary", "read_results", "reusable_teacher", "run_choices",
+    "predict", "preview_pos_dictionary", "read_results", "result_figures", "reusable_teacher", "run_choices",
     "run_models", "run_rows", "runs_root", "seed_table", "snapshot", "soft_labels", "softmax",
     "start_distillation", "start_run", "store_upload", "table_columns", "teacher_for",
     "teacher_metrics", "watch_target",

@@ -14,6 +14,13 @@ from .runviews import read_results
 from .uploads import load_task_cached
 
 
+def result_figures(res: dict) -> dict:
+    """The Compare tab's charts (accuracy against latency, size) for a run's results."""
+    from ..compare import figures
+
+    return figures(res["rows"])
+
+
 def finished_results(run: Run | None) -> dict:
     if run is None:
         raise UserInputError(

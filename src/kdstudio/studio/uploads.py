@@ -97,3 +97,19 @@ def _mtime(path: str) -> float | None:
         return Path(path).expanduser().stat().st_mtime
     except OSError:
         return None
+
+
+def dataset_title(dataset: str) -> str:
+    """A data source's name for the screen: a built-in name, or a file's name (no path)."""
+    from ..data import KNOWN_DATASETS
+
+    if dataset.lower() in KNOWN_DATASETS:
+        return "SST-2"
+    return Path(dataset).name or dataset
+
+
+def check_model_ref(ref: str) -> None:
+    """Fail now, before any job starts, on a local teacher path that does not exist."""
+    from ..teacher import resolve_model_ref
+
+    resolve_model_ref(ref)

@@ -16,7 +16,6 @@ import gradio as gr
 import pandas as pd
 
 from .. import studio
-from ..compare import figures
 from .common import Form, error_md, info_md, on
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"  # package data: kdstudio/assets
@@ -134,7 +133,7 @@ def show_results(v: dict):
         return (error_md(str(e)), pd.DataFrame(), None, None, pd.DataFrame(),
                 gr.update(visible=False))
     rows = res["rows"]
-    figs = figures(rows)
+    figs = studio.result_figures(res)
     # Students sit close together on the latency axis: alternate their labels above and
     # below the bubbles so they do not print over each other.
     figs["accuracy_latency"].update_traces(

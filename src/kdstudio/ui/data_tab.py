@@ -17,8 +17,6 @@ import pandas as pd
 
 from .. import studio
 from ..config import PACKAGED_MINILM, DataConfig, RunConfig, TeacherConfig
-from ..data import KNOWN_DATASETS
-from ..teacher import resolve_model_ref
 from .common import USER_ERRORS, Form, duration, error_md, info_md, none_if_zero, ok_md, on
 
 SST2, HUB, UPLOAD = "SST-2 (built in)", "Hub id or server path", "Upload a file"
@@ -100,11 +98,11 @@ def teacher_config(v: dict, defaults: TeacherConfig) -> TeacherConfig:
         if not ref:
             raise studio.UserInputError(
                 "Give the path or Hub id of an already fine-tuned classifier")
-        resolve_model_ref(ref)  # a missing folder fails here, before any job starts
+        studio.check_model_ref(ref)  # a missing folder fails here, before any job starts
         d["pretrained"] = ref
     else:
         ref = (v["backbone"] or "").strip() or PACKAGED_MINILM
-        resolve_model_ref(ref)
+        studio.check_model_ref(ref)
         d["backbone"], d["pretrained"] = ref, None
         d["epochs"] = float(v["teacher_epochs"] or defaults.epochs)
     return TeacherConfig.from_dict(d)
@@ -208,9 +206,8 @@ def inspect_data(cfg: DataConfig, seed: int):
     rows = [(t[:300], task.label_names[int(y)])
             for t, y in zip(task.train.texts[:8], task.train.labels[:8], strict=False)]
     samples = pd.DataFrame(rows, columns=["text", "label"])
-    src = "SST-2" if cfg.dataset.lower() in KNOWN_DATASETS else cfg.dataset
     notes = "".join(f"\n- {n}" for n in task.notes)
-    summary = (f"**{Path(src).name or src}**: {n_tr:,} training and {n_va:,} validation rows · "
+    summary = (f"**{studio.dataset_title(cfg.dataset)}**: {n_tr:,} training and {n_va:,} validation rows · "
                f"text column `{task.text_column}` · label column `{task.label_column}` · "
                f"{task.num_labels} labels: {', '.join(f'`{n}`' for n in task.label_names)}"
                f"{notes}")
