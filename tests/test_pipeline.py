@@ -13,6 +13,10 @@ def _finished(run, stage):
     return next(e for e in run.events("stage_finished") if e["stage"] == stage)["metrics"]
 
 
+def _last_finished(run, stage):
+    return [e for e in run.events("stage_finished") if e["stage"] == stage][-1]["metrics"]
+
+
 def _rows(run) -> dict[str, dict]:
     return {r["kind"]: r for r in run.results()["rows"]}
 
@@ -272,3 +276,75 @@ def test_compare_times_onnx_rows_in_fresh_processes_when_asked(finished_run, tmp
     said = "each in a fresh process" if isolate else "in this process, after the PyTorch rows"
     assert run.results()["timing"]["onnx_rows"] == said
     assert f"ONNX Runtime rows {said}." in run.file(R.RESULTS_MD).read_text()
+
+
+def _hashes(folder) -> dict[str, str]:
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_runs_never_change_another_runs_folder_or_the_cache(tiny_config, tmp_path):
+    """A run's teacher files may be hard links to the cache's or another run's. Whatever it
+    then does (re-fine-tune, cancelled, then the remaining stages again; load a teacher
+    into a folder linked to it, as the studio's "reuse the teacher" does), the other run and
+    every file the cache held stay byte for byte as they were."""
+    import os
+
+    from kdstudio.transfer import link_or_copy
+
+    source = Run.create(tiny_config, tmp_path)
+    assert run_stages(source, ["teacher", "augment"]) == "done"
+    cache = tmp_path / "_cache"
+    src_before, cache_before = _hashes(source.path), _hashes(cache)
+    assert any(k.startswith("teacher-") for k in cache_before)
+
+    def untouched(when: str) -> None:
+        assert _hashes(source.path) == src_before, when
+        now = _hashes(cache)
+        assert {k: now.get(k) for k in cache_before} == cache_before, when
+
+    # 1. The teacher comes from the pipeline's cache: hard links into _cache/teacher-<key>.
+    reuser = Run.create(tiny_config, tmp_path)
+    assert run_stages(reuser, ["teacher", "augment"]) == "done"
+    assert _finished(reuser, "teacher")["cached"] is True
+    weights = reuser.path / "teacher" / "model.safetensors"
+    assert any(os.path.samefile(weights, p) for p in cache.glob("teacher-*/model.safetensors"))
+    untouched("after a run that took its teacher from the cache")
+    # ... then fine-tunes another teacher into that folder, is cancelled part way (after the
+    # first epoch saved its weights and before the second ended) ...
+    cfg = tiny_config.with_overrides({"teacher.epochs": 3})
+    cfg.save(reuser.path / "config.yaml")
+    calls = {"n": 0}
+    original = reuser.cancel_requested
+
+    def cancel_in_the_second_epoch():
+        calls["n"] += 1
+        return calls["n"] > 15 or original()
+
+    reuser.cancel_requested = cancel_in_the_second_epoch
+    assert run_stages(reuser, ["teacher", "augment", "student"]) == "cancelled"
+    assert reuser.status()["status"] == "cancelled"
+    teacher = _last_finished(reuser, "teacher")
+    assert teacher["cancelled"] is True and 10 < teacher["steps"] < 30
+    untouched("after a cancelled fine-tune over linked files")
+    # ... and runs the remaining stages again.
+    reuser.cancel_requested = original
+    assert run_stages(reuser, ["teacher", "augment", "student"]) == "done"
+    assert _last_finished(reuser, "teacher")["cached"] is False
+    untouched("after the stages ran again")
+
+    # 2. teacher.pretrained names the other run's teacher folder, and this run's folder
+    # holds links to its files (what the studio's start_distillation makes).
+    borrower = Run.create(tiny_config.with_overrides(
+        {"teacher.pretrained": str(source.path / "teacher")}), tmp_path)
+    for f in (source.path / "teacher").iterdir():
+        link_or_copy(f, borrower.path / "teacher" / f.name)
+    assert run_stages(borrower, ["teacher", "augment"]) == "done"
+    assert _finished(borrower, "teacher")["fine_tuned_here"] is False
+    untouched("after a run loaded the other run's teacher over links to it")
+    # and once more, now that its folder is its own
+    assert run_stages(borrower, ["teacher"]) == "done"
+    assert _last_finished(borrower, "teacher")["fine_tuned_here"] is False
+    untouched("after the loading run ran its teacher stage again")
