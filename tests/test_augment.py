@@ -39,6 +39,22 @@ def test_mask_rate_close_to_p_mask():
     assert abs(masked / total - 0.3) < 0.015
 
 
+def swap_chance(word: str, tag: str, pos: PosDictionary = POS, tries: int = 4) -> float:
+    """P(a POS swap of ``word`` finds another word) once the swap rule fires: none when the
+    tag has no other word, else all but the chance that each of the ``tries``
+    frequency-weighted draws hits ``word`` itself."""
+    ws = pos.words.get(tag, [])
+    if not ws or ws == [word]:
+        return 0.0
+    counts = dict(zip(ws, pos.counts[tag], strict=True))
+    q = counts.get(word, 0) / sum(counts.values())
+    return 1.0 - q ** tries
+
+
+def within(observed: float, expected: float, var: float, sds: float = 4.0) -> bool:
+    return abs(observed - expected) <= sds * var ** 0.5
+
+
 def test_pos_swaps_keep_the_tag_and_change_the_word():
     cfg = _cfg(p_pos=0.5)
     rng = np.random.default_rng(1)
@@ -50,7 +66,61 @@ def test_pos_swaps_keep_the_tag_and_change_the_word():
                 swaps += 1
                 assert w != o
                 assert TAGS[i] in POS.tag_of(w)
-    assert swaps > 500
+    # Each word is swapped with probability p_pos x its swap chance (0 for "was", "and",
+    # "it", "is": their tags hold no other word): about 1,860 of the 6,500 words.
+    p = [0.5 * swap_chance(w, t) for w, t in zip(WORDS, TAGS, strict=True)]
+    expected, var = 500 * sum(p), 500 * sum(x * (1 - x) for x in p)
+    assert 1800 < expected < 1900
+    assert within(swaps, expected, var), (swaps, expected)
+
+
+def test_mask_pos_and_ngram_rates_together_at_the_default_settings():
+    """All three rules at once, at AugmentConfig's defaults (what the presets use): each
+    rate within 4 standard deviations of what the rules say, n-gram lengths uniform over
+    ngram_min..ngram_max. Counted on make_sample draws (augment_words drops duplicates)."""
+    cfg = AugmentConfig()
+    assert cfg.p_mask > 0 and cfg.p_pos > 0 and cfg.p_ng > 0 and not cfg.ngram_mask
+    assert cfg.ngram_max <= len(WORDS)  # so that no length is clipped to the sentence
+    draws = 20000
+    rng = np.random.default_rng(11)
+    chance = {(w, t): swap_chance(w, t) for w, t in zip(WORDS, TAGS, strict=True)}
+    n_words = n_mask = n_pos = n_ng = 0
+    pos_mean = pos_var = 0.0
+    sizes = {k: 0 for k in range(cfg.ngram_min, cfg.ngram_max + 1)}
+    for _ in range(draws):
+        c = make_sample(WORDS, TAGS, POS, cfg, rng)
+        if c.ngram is None:
+            offset = 0
+            assert c.originals == WORDS
+        else:
+            n_ng += 1
+            s, e = c.ngram
+            sizes[e - s] += 1
+            offset = s
+            assert c.originals == WORDS[s:e] and len(c.words) == e - s
+        for i, (w, r, o) in enumerate(zip(c.words, c.rules, c.originals, strict=True)):
+            n_words += 1
+            tag = TAGS[offset + i]
+            # The per-word draws are independent of which words the n-gram keeps, so every
+            # kept word is masked with p_mask and swapped with p_pos x its swap chance.
+            p = cfg.p_pos * chance[(o, tag)]
+            pos_mean += p
+            pos_var += p * (1 - p)
+            if r == "mask":
+                n_mask += 1
+                assert w == "[MASK]"
+            elif r == "pos":
+                n_pos += 1
+                assert w != o and tag in POS.tag_of(w)
+            else:
+                assert r is None and w == o
+    assert within(n_mask, cfg.p_mask * n_words, n_words * cfg.p_mask * (1 - cfg.p_mask)), \
+        (n_mask, n_words)
+    assert within(n_pos, pos_mean, pos_var), (n_pos, pos_mean)
+    assert within(n_ng, cfg.p_ng * draws, draws * cfg.p_ng * (1 - cfg.p_ng)), n_ng
+    k = len(sizes)
+    for size, got in sizes.items():
+        assert within(got, n_ng / k, n_ng * (1 / k) * (1 - 1 / k)), sizes
 
 
 def test_pos_swaps_follow_corpus_frequencies():
@@ -123,7 +193,7 @@ def test_transfer_texts_keep_originals_first_and_drop_duplicates():
     texts, source = build_transfer_texts(corpus, originals, AugmentConfig(n_iter=10), seed=0)
     assert texts[:4] == originals and source[:4] == [0, 1, 2, 3]
     assert len(texts) == len(set(texts)) > 4
-    assert all(0 <= s < 4 for s in source)
+    assert set(source) == {0, 1, 2, 3}
 
 
 def test_zero_n_iter_gives_originals_only():

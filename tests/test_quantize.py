@@ -76,8 +76,13 @@ def test_int8_agrees_with_fp32(exported):
     ids = _ids(200, 20, 5)
     a = run_student_onnx(session(fp32), ids)
     b = run_student_onnx(session(int8), ids)
-    assert (a.argmax(-1) == b.argmax(-1)).mean() >= 0.9
-    assert np.abs(a - b).max() < 0.1
+    # This random model gives its most common class to 88% of the inputs, so agreement has
+    # to beat that share: an int8 graph that always answered one class would not.
+    agree = (a.argmax(-1) == b.argmax(-1)).mean()
+    majority = np.bincount(a.argmax(-1), minlength=3).max() / len(a)
+    assert majority < 0.95 and agree >= 0.95 and agree > majority
+    # int8 error against the logits' spread (about 0.3 here; measured error 0.003)
+    assert np.abs(a - b).max() < 0.05 * (a.max() - a.min())
 
 
 def test_check_quantized_rejects_a_float_graph(exported):

@@ -9,16 +9,21 @@ def test_fine_tune_saves_safetensors_and_reports_accuracy(tiny_data_dir, tiny_ba
                                                           tmp_path):
     task = load_task(DataConfig(dataset=str(tiny_data_dir)))
     steps = []
-    m = fine_tune(task, TeacherConfig(backbone=str(tiny_backbone), epochs=2, batch_size=16,
-                                      learning_rate=2e-3, max_length=32),
+    m = fine_tune(task, TeacherConfig(backbone=str(tiny_backbone), epochs=4, batch_size=16,
+                                      learning_rate=5e-3, max_length=32),
                   tmp_path / "t", seed=0, device="cpu", on_step=lambda p: steps.append(p))
     assert (tmp_path / "t" / "model.safetensors").exists()
     assert (tmp_path / "t" / "tokenizer.json").exists()
-    assert 0.0 <= m["val_accuracy"] <= 1.0 and m["steps"] == 20
+    # Chance is 0.5 on the balanced tiny data; these settings reach 1.0 by the 2nd epoch.
+    assert m["val_accuracy"] >= 0.9 and m["steps"] == 40, m["history"]
+    assert m["val_accuracy"] == max(h["val_accuracy"] for h in m["history"])
     assert steps[-1].metrics["val_accuracy"] == pytest.approx(m["history"][-1]["val_accuracy"])
     t = load_teacher(str(tmp_path / "t"), task)
     assert t.label_names == ["0", "1"]
     assert t.predict_logits(["good movie", "bad"]).shape == (2, 2)
+    # What was saved is the best epoch: it scores what the metrics say it scored.
+    logits = t.predict_logits(task.validation.texts)
+    assert (logits.argmax(-1) == task.validation.labels).mean() == m["val_accuracy"]
 
 
 def test_teacher_path_that_does_not_exist():

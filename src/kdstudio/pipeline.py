@@ -62,6 +62,8 @@ class _Reporter:
 # Stages
 # ---------------------------------------------------------------------------------------
 def stage_teacher(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -> dict:
+    import shutil
+
     from .teacher import (
         evaluate_teacher,
         fine_tune,
@@ -69,8 +71,13 @@ def stage_teacher(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
         load_teacher,
         resolve_model_ref,
         save_teacher,
+        write_text_atomic,
     )
     from .transfer import link_or_copy
+
+    # The teacher folder may hold hard links to another run's teacher or the cache's (a
+    # cached fine-tune, a reused teacher): every write below replaces a file by renaming a
+    # new one over it (save_teacher, write_text_atomic), so none reaches the other names.
 
     out = run.file(R.TEACHER_DIR)
     tc = cfg.teacher
@@ -81,7 +88,7 @@ def stage_teacher(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
                    "source": tc.pretrained, "parameters": teacher.num_parameters(),
                    "fine_tuned_here": False}
         metrics["fingerprint"] = fingerprint(out)
-        (out / "teacher.json").write_text(json.dumps(metrics, indent=1))
+        write_text_atomic(out / "teacher.json", json.dumps(metrics, indent=1))
         return metrics
     # Fine-tuning is cached by what goes into it: backbone, data, settings, seed.
     ref = resolve_model_ref(tc.backbone)
@@ -101,9 +108,19 @@ def stage_teacher(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
     metrics = fine_tune(task, tc, out, seed=cfg.seed, device=cfg.device, on_step=report,
                         should_stop=run.cancel_requested)
     if not metrics.get("cancelled"):
-        cached.mkdir(parents=True, exist_ok=True)
+        # Filled beside the cache and renamed into place whole: a cache folder holding
+        # teacher.json is complete.
+        tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
         for f in out.iterdir():
-            link_or_copy(f, cached / f.name)
+            if f.is_file() and not f.name.startswith("."):
+                link_or_copy(f, tmp / f.name)
+        if cached.exists() and not (cached / "teacher.json").exists():
+            shutil.rmtree(cached)  # an incomplete one (from before this was atomic)
+        try:
+            os.rename(tmp, cached)
+        except OSError:  # another run cached the same fine-tune meanwhile: keep that one
+            shutil.rmtree(tmp, ignore_errors=True)
     return {**metrics, "cached": False}
 
 

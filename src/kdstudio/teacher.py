@@ -308,15 +308,37 @@ def fine_tune(task: TaskData, cfg: TeacherConfig, out_dir: str | Path, *, seed: 
         "parameters": teacher.num_parameters(), "fingerprint": fingerprint(out_dir),
         "cancelled": stopped, "seconds": round(time.time() - t_start, 1),
     }
-    (out_dir / "teacher.json").write_text(json.dumps(metrics, indent=1))
+    write_text_atomic(out_dir / "teacher.json", json.dumps(metrics, indent=1))
     return metrics
 
 
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``path`` as a new file renamed over the old one, never through the old one: a
+    teacher folder's files may be hard links shared with another run or the cache
+    (``transfer.link_or_copy``), and writing into one would change them all."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def save_teacher(teacher: Teacher, out_dir: str | Path) -> None:
+    """Save weights and tokenizer into ``out_dir``: into a fresh folder first, then each file
+    renamed into place, so that files ``out_dir`` shares with another run or the cache
+    through hard links are replaced, never written through (see ``write_text_atomic``)."""
+    import shutil
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    teacher.model.save_pretrained(out_dir, safe_serialization=True)
-    teacher.tokenizer.save_pretrained(out_dir)
+    tmp = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        teacher.model.save_pretrained(tmp, safe_serialization=True)
+        teacher.tokenizer.save_pretrained(tmp)
+        for f in sorted(tmp.iterdir()):
+            os.replace(f, out_dir / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def evaluate_teacher(teacher: Teacher, task: TaskData, batch_size: int = 128) -> dict:

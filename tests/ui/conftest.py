@@ -34,9 +34,11 @@ def studio_data(tmp_path_factory, tiny_data_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def studio_root(tmp_path_factory, finished_run) -> Path:
-    """A runs folder holding (hard links to) the shared finished tiny run."""
+    """A runs folder holding a copy of the shared finished tiny run (5 MB). A copy, not hard
+    links: the studio appends to a run's events and starts runs that reuse its teacher, and
+    nothing it does may reach the shared run the other tests read."""
     root = tmp_path_factory.mktemp("studio-runs")
-    shutil.copytree(finished_run.path, root / finished_run.id, copy_function=os.link)
+    shutil.copytree(finished_run.path, root / finished_run.id)
     return root
 
 
