@@ -119,7 +119,7 @@ def test_mask_pos_and_ngram_rates_together_at_the_default_settings():
     assert within(n_pos, pos_mean, pos_var), (n_pos, pos_mean)
     assert within(n_ng, cfg.p_ng * draws, draws * cfg.p_ng * (1 - cfg.p_ng)), n_ng
     k = len(sizes)
-    for size, got in sizes.items():
+    for got in sizes.values():
         assert within(got, n_ng / k, n_ng * (1 / k) * (1 - 1 / k)), sizes
 
 

@@ -80,7 +80,6 @@ def test_onnx_students_predict_what_the_pytorch_student_predicts(finished_run):
     """On the validation set, read back from the run folder: fp32 ONNX gives the PyTorch
     student's class on every sentence, int8 on all but at most 2 of 40, and neither is a
     constant guess."""
-    import numpy as np
     import torch
     from transformers import AutoTokenizer
 

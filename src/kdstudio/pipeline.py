@@ -64,6 +64,7 @@ class _Reporter:
 def stage_teacher(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -> dict:
     import shutil
 
+    from .files import write_text_atomic
     from .teacher import (
         evaluate_teacher,
         fine_tune,
@@ -71,7 +72,6 @@ def stage_teacher(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
         load_teacher,
         resolve_model_ref,
         save_teacher,
-        write_text_atomic,
     )
     from .transfer import link_or_copy
 

@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ import torch
 from .batching import length_batches
 from .config import PACKAGED_MINILM, TeacherConfig
 from .data import TaskData
-from .files import atomic_path
+from .files import atomic_path, write_text_atomic
 from .progress import Progress, StopRequested
 
 OnStep = Callable[[Progress], None]
@@ -312,20 +313,10 @@ def fine_tune(task: TaskData, cfg: TeacherConfig, out_dir: str | Path, *, seed: 
     return metrics
 
 
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write ``path`` as a new file renamed over the old one, never through the old one: a
-    teacher folder's files may be hard links shared with another run or the cache
-    (``transfer.link_or_copy``), and writing into one would change them all."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def save_teacher(teacher: Teacher, out_dir: str | Path) -> None:
     """Save weights and tokenizer into ``out_dir``: into a fresh folder first, then each file
     renamed into place, so that files ``out_dir`` shares with another run or the cache
-    through hard links are replaced, never written through (see ``write_text_atomic``)."""
+    through hard links are replaced, never written through (see ``files.atomic_path``)."""
     import shutil
 
     out_dir = Path(out_dir)

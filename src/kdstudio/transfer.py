@@ -44,20 +44,15 @@ def link_or_copy(src: Path, dst: Path) -> None:
     A hard link is the same file under two names, so this is safe only because nothing
     rewrites a linked file in place: the files linked between runs and the cache (a saved
     teacher, ``teacher.json``, transfer sets) are only ever replaced by writing a new file
-    and renaming it over the old name (``teacher.save_teacher``, ``teacher.write_text_atomic``,
+    and renaming it over the old name (``teacher.save_teacher``, ``files.write_text_atomic``,
     ``build_transfer_set``), which gives that folder a file of its own and leaves the other
     names' content as it was.
     """
-    src, dst = Path(src), Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.link")
-    if tmp.exists():
-        tmp.unlink()
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copy2(src, tmp)
-    os.replace(tmp, dst)
+    with atomic_path(dst) as tmp:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copy2(src, tmp)
 
 
 # Every input below keys the cache or the job's progress, so each stays a named argument.
