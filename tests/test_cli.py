@@ -59,3 +59,38 @@ def test_set_reads_exponent_numbers_as_numbers():
          "data.dataset=1e5"]))
     assert (cfg.student.learning_rate, cfg.name, cfg.student.epochs, cfg.data.dataset) == \
         (0.004, "run1e5x", 2, "1e5")
+
+
+def test_resume_runs_the_stages_a_cancelled_run_did_not_finish(tiny_config, tmp_path,
+                                                               capsys):
+    import hashlib
+
+    import pytest
+
+    from kdstudio.pipeline import run_stages
+    from kdstudio.runs import Run, stages_left
+
+    cfg = tiny_config.with_overrides({"student.train_soft_no_aug": False,
+                                      "quantize.teacher": False, "student.epochs": 1})
+    run = Run.create(cfg, tmp_path / "r")
+
+    def cancel_in_student(p):
+        if p.stage.startswith("student"):
+            run.request_cancel()
+
+    assert run_stages(run, None, cancel_in_student) == "cancelled"
+    assert stages_left(run) == ["student", "quantize", "compare"]
+    saved = {f: hashlib.sha256((run.path / f).read_bytes()).hexdigest()
+             for f in ("transfer.parquet", "teacher/model.safetensors")}
+    assert main(["resume", str(run.path)]) == 0
+    assert "resuming" in capsys.readouterr().out
+    assert run.status()["status"] == "done" and run.results() is not None
+    # What the finished stages saved is reused, not made again.
+    assert saved == {f: hashlib.sha256((run.path / f).read_bytes()).hexdigest()
+                     for f in saved}
+    finished = [e["stage"] for e in run.events("stage_finished")]
+    assert finished == ["teacher", "augment", "student", "quantize", "compare"]
+    # A finished run has nothing to resume.
+    with pytest.raises(ValueError, match="only a failed or cancelled run can be resumed"):
+        stages_left(run)
+    assert main(["resume", str(run.path)]) == 2

@@ -174,6 +174,7 @@ def test_hub_loading_code_path(monkeypatch):
         })
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    monkeypatch.setattr("kdstudio.hub.hub_reachable", lambda: True)  # as if online
     task = load_task(DataConfig(dataset="someone/reviews", validation_fraction=0.25), seed=0)
     assert task.label_names == ["bad", "good"]
     assert len(task.validation) == 1 and len(task.train) == 3  # hidden test labels unused
@@ -186,7 +187,68 @@ def test_hub_unreachable_message(monkeypatch):
         raise ConnectionError("no route to host")
 
     monkeypatch.setattr(datasets, "load_dataset", fail)
+    monkeypatch.setattr("kdstudio.hub.hub_reachable", lambda: True)  # resolves, then fails
     monkeypatch.delenv("KDSTUDIO_DATA_DIR", raising=False)
     with pytest.raises(DataError, match="could not load 'stanfordnlp/sst2' from the Hugging "
                                         "Face Hub .*Set data_dir / KDSTUDIO_DATA_DIR"):
         load_task(DataConfig(dataset="sst2"))
+
+
+HEADERLESS = ("a gripping , funny film\tpositive\nthe plot is thin and the jokes land with a "
+              "thud\tnegative\nwarm and wise\tpositive\ndull , tedious mess\tnegative\n"
+              "sharp writing\tpositive\nclumsy and slow\tnegative\n")
+
+
+def test_a_headerless_two_column_tsv_with_string_labels_loads(tmp_path):
+    from kdstudio.config import DataConfig
+    from kdstudio.data import load_task, read_table
+
+    f = tmp_path / "reviews.tsv"
+    f.write_text(HEADERLESS)
+    task = load_task(DataConfig(dataset=str(f), validation_fraction=0.34), seed=0)
+    assert (task.text_column, task.label_column) == ("column_1", "column_2")
+    assert task.label_names == ["negative", "positive"]
+    assert len(task.train) + len(task.validation) == 6  # the first row is data too
+    assert "a gripping , funny film" in task.train.texts + task.validation.texts
+    assert any("no header row" in n for n in task.notes)
+    # A file with a header keeps it; the setting overrides the guess either way.
+    g = tmp_path / "named.tsv"
+    g.write_text("sentence\tlabel\n" + HEADERLESS)
+    assert list(read_table(g).columns) == ["sentence", "label"]
+    assert list(read_table(g, header=False).columns) == ["column_1", "column_2"]
+    assert list(read_table(f, header=True).columns) == ["a gripping , funny film", "positive"]
+
+
+def test_the_data_command_describes_a_headerless_file(tmp_path, capsys):
+    from kdstudio.cli import main
+
+    f = tmp_path / "reviews.tsv"
+    f.write_text(HEADERLESS)
+    assert main(["data", str(f)]) == 0
+    out = capsys.readouterr().out
+    assert "columns:    column_1, column_2" in out
+    assert "text:       column_1" in out and "label:      column_2" in out
+    assert "train:      5 rows" in out and "validation: 1 rows" in out
+    assert "negative\ttrain " in out and "positive\ttrain " in out
+    assert "no header row" in out
+    assert main(["data", str(tmp_path / "missing.tsv")]) == 2
+
+
+def test_online_only_choices_fail_fast_without_the_hub(monkeypatch):
+    import pytest
+
+    from kdstudio import hub
+    from kdstudio.config import DataConfig
+    from kdstudio.data import DataError, load_task
+    from kdstudio.teacher import TeacherError, resolve_model_ref
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub.hub_reachable.cache_clear()
+    try:
+        with pytest.raises(TeacherError, match="backbone 'bert-base-uncased' must be "
+                                               "downloaded from the Hugging Face Hub"):
+            resolve_model_ref("bert-base-uncased")
+        with pytest.raises(DataError, match="dataset 'owner/reviews' must be downloaded"):
+            load_task(DataConfig(dataset="owner/reviews"))
+    finally:
+        hub.hub_reachable.cache_clear()

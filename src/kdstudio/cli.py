@@ -91,8 +91,7 @@ def launch_studio(host: str | None = None, port: int | None = None) -> None:
     queue(build_app()).launch(**kwargs)
 
 
-def main(argv: list[str] | None = None) -> int:
-
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="kdstudio", description=__doc__)
     ap.add_argument("--runs-dir", default=None,
                     help="folder holding run folders (default: $KDSTUDIO_RUNS_DIR or ./runs)")
@@ -119,8 +118,88 @@ def main(argv: list[str] | None = None) -> int:
                    help="default: $GRADIO_SERVER_PORT or 7860")
     p = sub.add_parser("cancel", help="ask a running run to stop")
     p.add_argument("run")
-    args = ap.parse_args(argv)
+    p = sub.add_parser("resume", help="run the stages a failed or cancelled run did not finish")
+    p.add_argument("run")
+    p = sub.add_parser("data", help="show what the studio would read from a data source")
+    p.add_argument("dataset", help="sst2, a file, a folder or a Hub id")
+    p.add_argument("--header", choices=["auto", "true", "false"], default="auto",
+                   help="whether a CSV/TSV file's first row names its columns")
+    p.add_argument("--text-column", default=None)
+    p.add_argument("--label-column", default=None)
+    return ap
+
+
+def _describe_data(args: argparse.Namespace) -> int:
+    from .config import DataConfig
+    from .data import load_task
+
+    header = {"auto": "auto", "true": True, "false": False}[args.header]
+    try:
+        task = load_task(DataConfig(dataset=args.dataset, header=header,
+                                    text_column=args.text_column,
+                                    label_column=args.label_column))
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    bal = task.class_balance()
+    print(f"source:     {task.source}")
+    print(f"columns:    {', '.join(task.columns) or '(named by the source)'}")
+    print(f"text:       {task.text_column}")
+    print(f"label:      {task.label_column}")
+    print(f"train:      {len(task.train):,} rows")
+    print(f"validation: {len(task.validation):,} rows")
+    print("labels:")
+    for name in task.label_names:
+        print(f"  {name}\ttrain {bal['train'][name]:,}\tvalidation {bal['validation'][name]:,}")
+    for note in task.notes:
+        print(f"note: {note}")
+    return 0
+
+
+def _run_with_bar(run: R.Run, stages: list[str] | None) -> int:
+    from .pipeline import run_stages
+
+    bar = _Bar()
+    try:
+        status = run_stages(run, stages, bar)
+    finally:
+        bar.close()
+    return _finish(run, status)
+
+
+def _new_run(args: argparse.Namespace, root: str | None) -> int:
+    if R.process_rank()[1] > 1:
+        raise ValueError("under several processes only the student stage runs: create the run "
+                         "and run its teacher and augment stages in one process, then launch "
+                         "'kdstudio student <run>'")
+    cfg = RunConfig.load(args.config).with_overrides(_parse_sets(args.set))
+    if getattr(args, "name", None):
+        cfg.name = args.name
+    run = R.Run.create(cfg, root)
+    print(f"run folder: {run.path}")
+    return 0 if args.cmd == "create" else _run_with_bar(run, None)
+
+
+def _on_run(args: argparse.Namespace, root: str | None) -> int:
+    """The commands that act on an existing run folder."""
+    run = _run_dir(args.run, root)
+    if args.cmd == "cancel":
+        run.request_cancel()
+        print(f"cancel requested for {run.id}")
+        return 0
+    if args.cmd == "resume":
+        stages = R.stages_left(run)
+        print(f"resuming {run.id}: {', '.join(stages)}")
+    else:
+        stages = args.stages.split(",") if args.cmd == "stages" else [args.cmd]
+    return _run_with_bar(run, stages)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     root = args.runs_dir
+    if args.cmd == "data":
+        return _describe_data(args)
     if args.cmd == "ui":
         if root:
             os.environ["KDSTUDIO_RUNS_DIR"] = root
@@ -128,47 +207,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from transformers.utils import logging as hf_logging
 
-    from .pipeline import run_stages
-
     hf_logging.disable_progress_bar()  # our own bars say more than "Loading weights"
-
     try:
         if args.cmd in ("run", "create"):
-            if R.process_rank()[1] > 1:
-                raise ValueError("under several processes only the student stage runs: create "
-                                 "the run and run its teacher and augment stages in one "
-                                 "process, then launch 'kdstudio student <run>'")
-            cfg = RunConfig.load(args.config).with_overrides(_parse_sets(args.set))
-            if getattr(args, "name", None):
-                cfg.name = args.name
-            run = R.Run.create(cfg, root)
-            print(f"run folder: {run.path}")
-            if args.cmd == "create":
-                return 0
-            bar = _Bar()
-            try:
-                status = run_stages(run, None, bar)
-            finally:
-                bar.close()
-            return _finish(run, status)
+            return _new_run(args, root)
         if args.cmd == "list":
             for run in R.list_runs(root):
                 st = run.status()
                 print(f"{run.id}\t{st.get('status')}\t{st.get('stage') or ''}\t"
                       f"{st.get('message', '')}")
             return 0
-        run = _run_dir(args.run, root)
-        if args.cmd == "cancel":
-            run.request_cancel()
-            print(f"cancel requested for {run.id}")
-            return 0
-        stages = args.stages.split(",") if args.cmd == "stages" else [args.cmd]
-        bar = _Bar()
-        try:
-            status = run_stages(run, stages, bar)
-        finally:
-            bar.close()
-        return _finish(run, status)
+        return _on_run(args, root)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

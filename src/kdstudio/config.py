@@ -144,6 +144,9 @@ class DataConfig(_Section):
     data_dir: str | None = None
     text_column: str | None = None
     label_column: str | None = None
+    #: Whether a CSV/TSV file's first row names its columns: "auto" tells from the file
+    #: (a first row whose cells recur as values further down is data, not names).
+    header: Literal["auto", True, False] = "auto"
     #: Fraction held out for validation when the source has no validation split.
     validation_fraction: float = 0.1
     #: Keep at most this many training examples (a random subset); None keeps all.
@@ -154,6 +157,8 @@ class DataConfig(_Section):
     def __post_init__(self) -> None:
         if not isinstance(self.dataset, str) or not self.dataset.strip():
             raise ValueError("dataset must be a non-empty name, Hub id or path")
+        if self.header != "auto" and not isinstance(self.header, bool):
+            raise ValueError(f"header must be auto, true or false; got {self.header!r}")
         if not 0.0 < float(self.validation_fraction) < 1.0:
             raise ValueError(
                 f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}"

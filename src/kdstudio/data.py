@@ -50,6 +50,7 @@ class TaskData:
     label_column: str
     source: str
     notes: list[str] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)  # every column the source has
 
     @property
     def num_labels(self) -> int:
@@ -103,17 +104,22 @@ def _read_json(path: Path) -> pd.DataFrame:
 
 
 _READERS = {
-    ".csv": lambda p: pd.read_csv(p, keep_default_na=False),
+    ".csv": lambda p, header=0: pd.read_csv(p, keep_default_na=False, header=header),
     # SST-2 style TSVs contain quote characters that are literal text.
-    ".tsv": lambda p: pd.read_csv(p, sep="\t", quoting=3, keep_default_na=False),
+    ".tsv": lambda p, header=0: pd.read_csv(p, sep="\t", quoting=3, keep_default_na=False,
+                                            header=header),
     ".jsonl": lambda p: pd.read_json(p, lines=True),
     ".json": _read_json,
     ".parquet": pd.read_parquet,
 }
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read one CSV/TSV/JSON/JSONL/Parquet file, with messages a user can act on."""
+def read_table(path: str | Path, header: bool | str = "auto") -> pd.DataFrame:
+    """Read one CSV/TSV/JSON/JSONL/Parquet file, with messages a user can act on.
+
+    ``header`` (CSV/TSV only): whether the first row names the columns; "auto" decides by
+    :func:`header_missing`. A file without one gets columns ``column_1``, ``column_2``...
+    """
     path = Path(path)
     if not path.exists():
         raise DataError(f"file {str(path)!r} does not exist")
@@ -133,10 +139,35 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise DataError(
             f"{path.name} could not be read as {suffix[1:].upper()}: {str(e).splitlines()[0]}"
         ) from None
+    if suffix in (".csv", ".tsv") and (header is False or (header == "auto"
+                                                          and header_missing(df))):
+        df = _READERS[suffix](path, header=None)
+        df.columns = [f"column_{i + 1}" for i in range(df.shape[1])]
     if len(df) == 0:
         raise DataError(f"{path.name} has no rows")
     df.columns = [str(c) for c in df.columns]
     return df
+
+
+def header_missing(df: pd.DataFrame) -> bool:
+    """Whether the names pandas took from the first row are really data: a name that
+    recurs as a value of its column (a label such as "positive"), or a number heading a
+    numeric column."""
+    for name in df.columns:
+        col = df[name]
+        if not pd.api.types.is_numeric_dtype(col) and (col.astype(str) == str(name)).any():
+            return True
+        if pd.api.types.is_numeric_dtype(col) and _is_number(str(name)):
+            return True
+    return False
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
 
 
 def _find_split_files(folder: Path) -> dict[str, Path]:
@@ -168,7 +199,8 @@ def detect_columns(df: pd.DataFrame, text_column: str | None = None,
     label = label_column or next((lower[c] for c in LABEL_CANDIDATES if c in lower), None)
     if text is None:
         # Fall back to the string column with the longest values.
-        str_cols = [c for c in cols if c != label and df[c].dtype == object]
+        str_cols = [c for c in cols
+                    if c != label and not pd.api.types.is_numeric_dtype(df[c])]
         if str_cols:
             text = max(str_cols, key=lambda c: df[c].astype(str).str.len().mean())
     if label is None:
@@ -312,14 +344,16 @@ def _load_source(cfg: DataConfig, seed: int) -> TaskData:
 
 
 def _from_file(path: Path, cfg: DataConfig, seed: int) -> TaskData:
-    df = read_table(path)
+    df = read_table(path, cfg.header)
     text, label = detect_columns(df, cfg.text_column, cfg.label_column)
     train_df, val_df = split_off_validation(df, cfg.validation_fraction, seed)
     ids, names = encode_labels(df[label])  # label set from the whole file
     train, _ = frame_to_split(train_df, text, label, names, path.name)
     val, _ = frame_to_split(val_df, text, label, names, path.name)
     notes = [f"validation split: {len(val)} rows held out with seed {seed}"]
-    return TaskData(train, val, names, text, label, str(path), notes)
+    if df.columns[0] == "column_1":
+        notes.append("no header row: the first row is data")
+    return TaskData(train, val, names, text, label, str(path), notes, list(df.columns))
 
 
 def _from_folder(folder: Path, cfg: DataConfig, seed: int, label_names: list[str] | None,
@@ -330,14 +364,14 @@ def _from_folder(folder: Path, cfg: DataConfig, seed: int, label_names: list[str
             f"folder {str(folder)!r} has no train file; expected train.csv/.tsv/.json/.jsonl/"
             ".parquet (and optionally validation.*)"
         )
-    train_df = read_table(files["train"])
+    train_df = read_table(files["train"], cfg.header)
     text, label = detect_columns(
         train_df, cfg.text_column or (known or {}).get("text"),
         cfg.label_column or (known or {}).get("label"),
     )
     notes = []
     if "validation" in files:
-        val_df = read_table(files["validation"])
+        val_df = read_table(files["validation"], cfg.header)
     else:
         train_df, val_df = split_off_validation(train_df, cfg.validation_fraction, seed)
         notes.append(f"validation split: {len(val_df)} rows held out with seed {seed}")
@@ -348,12 +382,22 @@ def _from_folder(folder: Path, cfg: DataConfig, seed: int, label_names: list[str
     train, _ = frame_to_split(train_df, text, label, label_names, files["train"].name)
     val, _ = frame_to_split(val_df, text, label, label_names,
                             files.get("validation", files["train"]).name)
-    return TaskData(train, val, label_names, text, label, str(folder), notes)
+    if train_df.columns[0] == "column_1":
+        notes.append("no header row: the first row is data")
+    return TaskData(train, val, label_names, text, label, str(folder), notes,
+                    list(train_df.columns))
 
 
 def _from_hub(hub_id: str, cfg: DataConfig, seed: int, known: dict | None) -> TaskData:
     import datasets
 
+    from .hub import require_hub
+
+    try:
+        require_hub(f"the dataset {hub_id!r}", "give a local file or folder, or set data_dir "
+                    "(KDSTUDIO_DATA_DIR) to a folder holding a copy")
+    except ValueError as e:
+        raise DataError(str(e)) from None
     try:
         ds = datasets.load_dataset(hub_id)
     except Exception as e:
@@ -387,7 +431,7 @@ def _from_hub(hub_id: str, cfg: DataConfig, seed: int, known: dict | None) -> Ta
         _, label_names = encode_labels(pd.concat([train_df[label], val_df[label]]))
     train, _ = frame_to_split(train_df, text, label, label_names, hub_id)
     val, _ = frame_to_split(val_df, text, label, label_names, hub_id)
-    return TaskData(train, val, label_names, text, label, hub_id, notes)
+    return TaskData(train, val, label_names, text, label, hub_id, notes, list(train_df.columns))
 
 
 def preview(task: TaskData, n: int = 5) -> list[dict[str, str]]:

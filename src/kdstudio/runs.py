@@ -191,3 +191,18 @@ def latest_finished(root: str | Path | None = None) -> Run | None:
         if run.status().get("status") == "done" and run.results() is not None:
             return run
     return None
+
+
+def stages_left(run: Run) -> list[str]:
+    """The stages a failed or cancelled run still has to run, in order: those of its first
+    plan from the first one that never finished (what the finished ones saved is reused)."""
+    status = run.status().get("status")
+    if status not in ("failed", "cancelled"):
+        raise ValueError(f"run {run.id} is {status}: only a failed or cancelled run can be "
+                         "resumed")
+    events = run.events()
+    plan = next((e.get("stages") for e in events if e["kind"] == "run_started"), None)
+    plan = list(plan or STAGES)
+    finished = {e["stage"] for e in events if e["kind"] == "stage_finished"}
+    first = next((i for i, s in enumerate(plan) if s not in finished), len(plan))
+    return plan[first:]

@@ -60,6 +60,13 @@ def resolve_model_ref(ref: str) -> str:
                 f"{ref!r} is not a transformers model folder (no config.json in it)"
             )
         return str(p)
+    from .hub import require_hub
+
+    try:
+        require_hub(f"the backbone {ref!r}", f"pick the packaged MiniLM ({PACKAGED_MINILM}) "
+                    "or a model folder on the server")
+    except ValueError as e:
+        raise TeacherError(str(e)) from None
     return ref  # a Hub id
 
 

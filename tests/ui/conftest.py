@@ -43,8 +43,9 @@ def studio_root(tmp_path_factory, finished_run) -> Path:
 
 
 class Server:
-    def __init__(self, root: Path, data: Path, log: Path):
+    def __init__(self, root: Path, data: Path, log: Path, env: dict | None = None):
         self.root, self.data, self.log = root, data, log
+        self.extra_env = env or {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -57,6 +58,8 @@ class Server:
                "GRADIO_SERVER_PORT": str(self.port), "GRADIO_ANALYTICS_ENABLED": "False",
                "KDSTUDIO_MAX_UPLOAD_MB": str(UPLOAD_LIMIT_MB), "TOKENIZERS_PARALLELISM": "false"}
         env.pop("KDSTUDIO_CACHE_DIR", None)
+        env.pop("KDSTUDIO_ADMIN_KEY", None)
+        env.update(self.extra_env)
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env,
                                          stdout=log, stderr=subprocess.STDOUT)
@@ -111,3 +114,22 @@ def client(studio):
     from gradio_client import Client
 
     return Client(studio.url, verbose=False, download_files=False)
+
+
+ADMIN_KEY = "stage-key-42"
+
+
+@pytest.fixture(scope="session")
+def locked_studio(tmp_path_factory, finished_run, studio_data):
+    """A second app in presenter mode (KDSTUDIO_ADMIN_KEY set) on a runs folder of its own."""
+    from kdstudio import jobs
+
+    root = tmp_path_factory.mktemp("locked-runs")
+    shutil.copytree(finished_run.path, root / finished_run.id)
+    server = Server(root, studio_data, tmp_path_factory.mktemp("locked-log") / "server.log",
+                    env={"KDSTUDIO_ADMIN_KEY": ADMIN_KEY}).start()
+    yield server
+    server.stop()
+    busy = jobs.active_job(root)
+    if busy is not None:
+        jobs.cancel(busy, grace=5, wait=True)

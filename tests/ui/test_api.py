@@ -272,3 +272,46 @@ def test_load_a_fine_tuned_teacher_as_a_job(studio, finished_run, tiny_data_dir)
     first = json.loads((finished_run.path / "teacher" / "teacher.json").read_text())
     assert t["fine_tuned_here"] is False and t["val_accuracy"] >= 0.9
     assert t["val_accuracy"] == first["val_accuracy"]
+
+
+def _tree(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_size for p in root.rglob("*") if p.is_file()}
+
+
+def test_presenter_mode_refuses_actions_without_the_key(locked_studio, finished_run, tmp_path):
+    """With KDSTUDIO_ADMIN_KEY set, starting, cancelling and uploading need the key: a
+    refusal is one sentence and changes nothing; watching, predicting and downloading stay
+    open."""
+    client = Client(locked_studio.url, verbose=False, download_files=False)
+    before = _tree(locked_studio.root)
+    refusals = [
+        client.predict(api_name="/quick_demo")[0],
+        client.predict(api_name="/cancel"),
+        client.predict(source="SST-2 (built in)", seed=0, api_name="/start_distillation")[0],
+        client.predict(source="SST-2 (built in)", seed=0, admin_key="wrong",
+                       api_name="/start_teacher")[0],
+    ]
+    f = tmp_path / "data.csv"
+    f.write_text("text,label\na fine film,pos\na dull film,neg\n")
+    refusals.append(client.predict(path=handle_file(str(f)), max_train=0, max_val=0, seed=0,
+                                   api_name="/upload_data")[0])
+    for msg in refusals:
+        assert "presenter" in msg.lower() and "key" in msg, msg
+    assert "Wrong presenter key" in refusals[3]
+    assert _tree(locked_studio.root) == before  # nothing started, nothing stored
+    # Visitors still watch, predict and download.
+    msg, teacher, *_ = client.predict("a wonderful and moving film", finished_run.id,
+                                      api_name="/predict")
+    p = probs(teacher)
+    assert max(p, key=p.get) == "1", teacher
+    assert _status(client, finished_run.id)["status"] == "done"
+    out = client.predict(finished_run.id, api_name="/export")
+    assert finished_run.id in out[0]
+    # With the key, the same action goes through: a cancel with nothing running says so.
+    from .conftest import ADMIN_KEY
+
+    assert client.predict(ADMIN_KEY, api_name="/cancel").endswith("No job is running.</div>")
+
+
+def test_without_presenter_mode_no_key_is_asked(client):
+    assert client.predict(api_name="/cancel").endswith("No job is running.</div>")

@@ -8,12 +8,14 @@ page reload, a second browser or a restarted server sees the same state. The UI'
 to this package only.
 """
 
+from .access import admin_key_required, check_admin
 from .errors import UserInputError
 from .export import export_files, model_card
 from .launch import (
     AFTER_TEACHER,
     cancel,
     cancel_active,
+    resume,
     reusable_teacher,
     start_distillation,
     start_run,
@@ -60,11 +62,11 @@ from .uploads import (
 )
 
 __all__ = [
-    "AFTER_TEACHER", "MODEL_KINDS", "AugmentedCopy", "augment_preview", "ModelAnswer", "Snapshot", "UserInputError", "active_job",
+    "AFTER_TEACHER", "MODEL_KINDS", "admin_key_required", "check_admin", "AugmentedCopy", "augment_preview", "ModelAnswer", "Snapshot", "UserInputError", "active_job",
     "cancel", "cancel_active", "check_model_ref", "check_upload", "dataset_title", "clean_text", "comparison_table",
     "default_run", "disagreements", "export_files", "finished_results", "get_run",
     "has_models", "is_stored_upload", "load_task_cached", "max_upload_bytes", "model_card",
-    "predict", "preview_pos_dictionary", "read_results", "result_figures", "reusable_teacher", "run_choices",
+    "predict", "preview_pos_dictionary", "read_results", "result_figures", "resume", "reusable_teacher", "run_choices",
     "run_models", "run_rows", "runs_root", "seed_table", "snapshot", "soft_labels", "softmax",
     "start_distillation", "start_run", "store_upload", "table_columns", "teacher_for",
     "teacher_metrics", "watch_target",

@@ -103,3 +103,20 @@ def cancel_active(root: Path | None = None) -> str | None:
     """Cancel the running job; None when nothing runs."""
     run = jobs.active_job(root or runs_root())
     return None if run is None else cancel(run)
+
+
+def resume(run: Run, root: Path | None = None) -> str:
+    """Start the stages a failed or cancelled run did not finish, in that run's folder."""
+    root = root or runs_root()
+    msg = _busy_message(root)
+    if msg:
+        raise UserInputError(msg)
+    try:
+        stages = R.stages_left(run)
+    except ValueError as e:
+        raise UserInputError(str(e)) from None
+    try:
+        jobs.start(run, stages)
+    except jobs.JobBusy:
+        raise UserInputError(_busy_message(root) or "another job is running") from None
+    return f"Resumed run {run.id}: {', '.join(stages)} (what it saved before is reused)"

@@ -152,6 +152,10 @@ def build_app() -> gr.Blocks:
                                           "uses its teacher")
             with gr.Column(scale=1, min_width=160):
                 demo_btn = gr.Button("▶ Quick demo", variant="primary", elem_id="kd-quick")
+                # Public deployments: starting, cancelling and uploading need this key.
+                admin = gr.Textbox("", type="password", label="Presenter key",
+                                   visible=studio.admin_key_required(), elem_id="kd-admin-key",
+                                   info="needed to start, cancel or upload")
         header_msg = gr.Markdown(elem_id="kd-header-msg")
         with gr.Tabs(selected="data") as tabs:
             with gr.Tab("1 · Data & teacher", id="data", elem_id="kd-tab-data"):
@@ -166,11 +170,11 @@ def build_app() -> gr.Blocks:
                 exp = export_tab.build()
         timer = gr.Timer(POLL_SECONDS)
 
-        data_tab.wire(data, cfg, run_dd, watch)
+        data_tab.wire(data, cfg, run_dd, watch, admin)
         data_form = data.data_form + data.seed_form
         augment_tab.wire(aug, cfg, data_form, run_dd)
-        distill_tab.wire(dist, cfg, data.data_form, data.teacher_form, data.seed, run_dd,
-                         watch)
+        distill_tab.wire(dist, cfg, data.data_form + data.teacher_form, data.seed, run_dd,
+                         watch, admin)
         compare_tab.wire(comp, run_dd)
 
         # The augmentation sliders live on two tabs; keep them equal (.input fires only on
@@ -180,7 +184,7 @@ def build_app() -> gr.Blocks:
             b.input(lambda v: v, b, a, api_visibility="private", queue=False)
 
         on(demo_btn.click, quick_demo, None, [header_msg, run_dd, watch, tabs], header_msg,
-           api_name="quick_demo", concurrency_limit=1)
+           admin=admin, api_name="quick_demo", concurrency_limit=1)
         poll_outs = [dist.monitor, dist.bar, dist.loss_plot, dist.acc_plot, dist.runs, run_dd,
                      data.teacher_status, poll, ended]
         timer.tick(tick, [watch, run_dd, poll], poll_outs, api_visibility="private",

@@ -19,6 +19,7 @@ from typing import Any
 
 import gradio as gr
 
+from ..studio.access import check_admin
 from ..studio.errors import user_errors
 
 log = logging.getLogger("kdstudio.ui")
@@ -45,17 +46,22 @@ class Form:
         return dict(zip(self.widgets, values, strict=True))
 
 
-def guard(fn: Callable, keys: list[str] | None, n_out: int, message_at: int | None = None
-          ) -> Callable:
+def guard(fn: Callable, keys: list[str] | None, n_out: int, message_at: int | None = None,
+          admin: bool = False) -> Callable:
     """``fn(values)`` as a Gradio handler: the positional values become one dict under
     ``keys`` (no argument when None). Errors a user can fix become a warning toast and the
     message in output ``message_at``; every other output is left as it was, so a failed
     action changes nothing on screen or on disk. Anything unexpected is logged with its
-    traceback and shown as one line."""
+    traceback and shown as one line. With ``admin``, the last value is the presenter key,
+    checked before ``fn`` runs (:func:`kdstudio.studio.check_admin`)."""
+    names = list(keys or []) + (["admin_key"] if admin else [])
 
     @functools.wraps(fn)
     def handler(*values: Any):
         try:
+            if admin:
+                check_admin(values[-1])
+                values = values[:-1]
             return fn(dict(zip(keys, values, strict=True))) if keys is not None else fn()
         except USER_ERRORS as e:
             msg = str(e) or type(e).__name__
@@ -72,18 +78,20 @@ def guard(fn: Callable, keys: list[str] | None, n_out: int, message_at: int | No
 
     # The API names its parameters after the widgets' keys.
     handler.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [inspect.Parameter(k, inspect.Parameter.POSITIONAL_OR_KEYWORD) for k in keys or []])
+        [inspect.Parameter(k, inspect.Parameter.POSITIONAL_OR_KEYWORD) for k in names])
     return handler
 
 
 def on(event: Callable, fn: Callable, form: Form | None, outputs: list,
-       message: Any = None, **kwargs: Any) -> Any:
+       message: Any = None, admin: Any = None, **kwargs: Any) -> Any:
     """Wire ``fn(values)`` to a Gradio event through :func:`guard`: values is the form's
-    dict, and ``message`` (one of ``outputs``) receives an error's message."""
+    dict, and ``message`` (one of ``outputs``) receives an error's message. ``admin`` is the
+    presenter-key widget for actions that start, stop or upload (its value comes last)."""
     handler = guard(fn, None if form is None else list(form.widgets), len(outputs),
-                    None if message is None else outputs.index(message))
-    return event(handler, None if form is None else form.inputs,
-                 outputs[0] if len(outputs) == 1 else outputs, **kwargs)
+                    None if message is None else outputs.index(message), admin is not None)
+    inputs = ([] if form is None else form.inputs) + ([admin] if admin is not None else [])
+    return event(handler, inputs or None, outputs[0] if len(outputs) == 1 else outputs,
+                 **kwargs)
 
 
 def section(cls: type, defaults: Any, values: dict[str, Any], casts: dict[str, Callable]

@@ -309,7 +309,8 @@ def teacher_status_md(run_id: str | None) -> str:
             f"{': ' + snap.message if snap.message else ''}).")
 
 
-def wire(t: DataTab, defaults: RunConfig, run_dd: gr.Dropdown, watch: gr.State) -> None:
+def wire(t: DataTab, defaults: RunConfig, run_dd: gr.Dropdown, watch: gr.State,
+         admin: gr.Textbox) -> None:
     t.source.change(_show_source, t.source,
                     [t.dataset, t.upload, t.uploaded, t.text_col, t.label_col],
                     api_visibility="private")
@@ -321,7 +322,7 @@ def wire(t: DataTab, defaults: RunConfig, run_dd: gr.Dropdown, watch: gr.State) 
        api_name="load_data")
     on(t.upload.upload, on_upload,
        Form(path=t.upload, max_train=t.max_train, max_val=t.max_val, seed=t.seed),
-       data_outs, t.msg, api_name="upload_data")
+       data_outs, t.msg, admin=admin, api_name="upload_data")
     on(t.teacher_btn.click, functools.partial(start_teacher, defaults),
        t.data_form + t.teacher_form + t.seed_form, [t.teacher_msg, run_dd, watch],
-       t.teacher_msg, api_name="start_teacher", concurrency_limit=1)
+       t.teacher_msg, admin=admin, api_name="start_teacher", concurrency_limit=1)

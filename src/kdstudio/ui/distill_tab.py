@@ -44,6 +44,7 @@ class DistillTab:
     n_iter: gr.Slider
     start_btn: gr.Button
     cancel_btn: gr.Button
+    resume_btn: gr.Button
     msg: gr.Markdown
     monitor: gr.Markdown
     bar: gr.HTML
@@ -120,6 +121,7 @@ def build(defaults: RunConfig) -> DistillTab:
                 start_btn = gr.Button("Start distillation", variant="primary",
                                       elem_id="kd-start")
                 cancel_btn = gr.Button("Cancel job", variant="stop", elem_id="kd-cancel")
+                resume_btn = gr.Button("Resume selected run", elem_id="kd-resume")
             gr.Markdown("<span class='kd-muted'>Start uses the data and teacher set on tab 1. "
                         "If the selected run already has a teacher trained on that data, it "
                         "is reused; otherwise the teacher is trained first. The job runs in "
@@ -136,7 +138,7 @@ def build(defaults: RunConfig) -> DistillTab:
                         elem_id="kd-runs")
     return DistillTab(hidden_size, embedding_init, loss, alpha, temperature, epochs,
                       learning_rate, batch_size, train_baseline, train_soft_no_aug, p_mask,
-                      p_pos, p_ng, n_iter, start_btn, cancel_btn, msg, monitor, bar,
+                      p_pos, p_ng, n_iter, start_btn, cancel_btn, resume_btn, msg, monitor, bar,
                       loss_plot, acc_plot, runs)
 
 
@@ -258,19 +260,27 @@ def start(defaults: RunConfig, v: dict):
             gr.update(choices=studio.run_choices(), value=run.id), run.id)
 
 
+def resume_run(v: dict):
+    """Outputs: msg, watch state (the resumed run is followed)."""
+    run = studio.get_run(v["run_id"])
+    return info_md(studio.resume(run)), run.id
+
+
 def cancel_job():
     msg = studio.cancel_active()
     return info_md(msg or "No job is running.")
 
 
-def wire(t: DistillTab, defaults: RunConfig, data_form: Form, teacher_form: Form,
-         seed: gr.Number, run_dd: gr.Dropdown, watch: gr.State) -> None:
-    # The API's parameter order: data, teacher, student, augmentation, seed, run.
-    form = (data_form + teacher_form + t.student_form + t.aug_form
-            + Form(seed=seed, run_id=run_dd))
+def wire(t: DistillTab, defaults: RunConfig, setup: Form, seed: gr.Number,
+         run_dd: gr.Dropdown, watch: gr.State, admin: gr.Textbox) -> None:
+    """``setup``: the Data tab's data and teacher widgets."""
+    # The API's parameter order: data, teacher, student, augmentation, seed, run, key.
+    form = setup + t.student_form + t.aug_form + Form(seed=seed, run_id=run_dd)
     on(t.start_btn.click, functools.partial(start, defaults), form, [t.msg, run_dd, watch],
-       t.msg, api_name="start_distillation", concurrency_limit=1)
-    on(t.cancel_btn.click, cancel_job, None, [t.msg], t.msg, api_name="cancel")
+       t.msg, admin=admin, api_name="start_distillation", concurrency_limit=1)
+    on(t.cancel_btn.click, cancel_job, None, [t.msg], t.msg, admin=admin, api_name="cancel")
+    on(t.resume_btn.click, resume_run, Form(run_id=run_dd), [t.msg, watch], t.msg,
+       admin=admin, api_name="resume", concurrency_limit=1)
 
     def _pick(evt: gr.SelectData):
         row = evt.row_value or []
