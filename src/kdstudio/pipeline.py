@@ -329,6 +329,9 @@ def stage_compare(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
     progress = Progress("compare", total=len(preds))
     how = Timing.from_config(cc, cfg.seed)
     for k, p in enumerate(preds):
+        # Report before each model too: the teacher's row alone can take a minute.
+        progress.update(k, phase=f"measuring model {k + 1} of {len(preds)}")
+        report(progress)
         if isinstance(p, Predictor):
             row = measure(p, texts, labels, teacher_pred, how)
         else:

@@ -25,9 +25,13 @@ def _handlers():
 def test_compare_and_export_before_any_run_get_a_message(tmp_path):
     """KDSTUDIO_RUNS_DIR points at an empty folder here (tests/conftest.py)."""
     show_results, classify, prepare, find_disagreements = _handlers()
-    header, table, *_ = show_results("")
+    header, table, scatter, *_ = show_results("")
     assert "No finished run yet: run the quick demo or start a distillation" in header
-    assert table.empty
+    # A first visit shows the committed SST-2 benchmark, labelled as such.
+    assert "Reference benchmark: SST-2 validation (872 sentences)" in header
+    assert studio.reference_headline(studio.reference_benchmark()) in header
+    assert table["model"].tolist()[-1].startswith("teacher") and len(table) == 5
+    assert scatter is not None
     msg, *_ = classify("a fine film", "")
     assert "No finished run yet" in msg
     msg, int8, *_ = prepare("")

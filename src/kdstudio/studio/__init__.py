@@ -32,6 +32,13 @@ from .models import (
 )
 from .preview import AugmentedCopy, augment_preview, preview_pos_dictionary
 from .progress import Snapshot, snapshot, watch_target
+from .reference import (
+    reference_benchmark,
+    reference_figure,
+    reference_headline,
+    reference_table,
+    reference_title,
+)
 from .runviews import (
     active_job,
     default_run,
@@ -47,6 +54,7 @@ from .tables import (
     comparison_table,
     disagreements,
     finished_results,
+    headline,
     result_figures,
     seed_table,
 )
@@ -65,7 +73,8 @@ __all__ = [
     "AFTER_TEACHER", "MODEL_KINDS", "admin_key_required", "check_admin", "AugmentedCopy", "augment_preview", "ModelAnswer", "Snapshot", "UserInputError", "active_job",
     "cancel", "cancel_active", "check_model_ref", "check_upload", "dataset_title", "clean_text", "comparison_table",
     "default_run", "disagreements", "export_files", "finished_results", "get_run",
-    "has_models", "is_stored_upload", "load_task_cached", "max_upload_bytes", "model_card",
+    "has_models", "headline", "reference_benchmark", "reference_figure",
+    "reference_headline", "reference_table", "reference_title", "is_stored_upload", "load_task_cached", "max_upload_bytes", "model_card",
     "predict", "preview_pos_dictionary", "read_results", "result_figures", "resume", "reusable_teacher", "run_choices",
     "run_models", "run_rows", "runs_root", "seed_table", "snapshot", "soft_labels", "softmax",
     "start_distillation", "start_run", "store_upload", "table_columns", "teacher_for",

@@ -27,6 +27,10 @@ class Snapshot:
     device: str
     curves: dict[str, dict[str, list[float]]]  # stage → steps/loss/val_steps/val_accuracy
     teacher_reused_from: str | None = None
+    #: Seconds the whole job still needs: this stage's estimate plus the stages to come as
+    #: long as they took in the newest finished run of the same settings' name; None when
+    #: there is nothing to go by.
+    job_remaining: float | None = None
 
 
 def snapshot(run: Run) -> Snapshot:
@@ -71,8 +75,42 @@ def snapshot(run: Run) -> Snapshot:
     end = None if status == "running" else _updated_ts(st)
     elapsed = None if not t_start else max(0.0, (end or time.time()) - t_start)
     reused = next((e.get("source_run") for e in events if e["kind"] == "teacher_reused"), None)
+    remaining = None
+    if status == "running":
+        pending = [s for s, state in stages if state == "pending"]
+        remaining = _job_remaining(run, last.get("eta"), pending)
     return Snapshot(run.id, status, cur, st.get("message") or "", stages, last, elapsed,
-                    _device(run, last), curves, reused)
+                    _device(run, last), curves, reused, remaining)
+
+
+def _job_remaining(run: Run, stage_eta: float | None, pending: list[str]) -> float | None:
+    if stage_eta is None:
+        return None
+    if not pending:
+        return float(stage_eta)
+    past = _stage_seconds_of_a_like_run(run)
+    if not all(s in past for s in pending):
+        return None
+    return float(stage_eta) + sum(past[s] for s in pending)
+
+
+def _stage_seconds_of_a_like_run(run: Run) -> dict[str, float]:
+    """Stage → seconds in the newest finished run with the same settings' name."""
+    try:
+        name = run.config().name
+    except ValueError:
+        return {}
+    for other in R.list_runs(run.path.parent):
+        if other.path == run.path or other.status().get("status") != "done":
+            continue
+        try:
+            if other.config().name != name:
+                continue
+        except ValueError:
+            continue
+        return {e["stage"]: float(e.get("seconds") or 0)
+                for e in other.events() if e["kind"] == "stage_finished"}
+    return {}
 
 
 def _updated_ts(st: dict) -> float | None:

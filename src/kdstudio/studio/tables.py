@@ -21,6 +21,17 @@ def result_figures(res: dict) -> dict:
     return figures(res["rows"])
 
 
+def headline(res: dict) -> str:
+    """One line for the stage: the int8 student against the teacher, from a run's results."""
+    rows = {r["kind"]: r for r in res["rows"]}
+    s8, te = rows.get("student-int8"), rows.get("teacher")
+    if not (s8 and te) or not te["accuracy"]:
+        return ""
+    return (f"int8 student: {s8['accuracy'] / te['accuracy']:.1%} of the teacher's accuracy, "
+            f"{s8.get('speedup_b1') or 0:.0f}x faster at batch 1, "
+            f"{s8.get('size_ratio') or 0:.0f}x smaller")
+
+
 def finished_results(run: Run | None) -> dict:
     if run is None:
         raise UserInputError(

@@ -51,7 +51,10 @@ def on_load():
     choices = studio.run_choices(root)
     shown = active or fin  # a page reloaded mid-job follows the job
     value = shown.id if shown is not None else (choices[0][1] if choices else None)
-    tab = "distill" if active is not None else ("compare" if fin is not None else "data")
+    # A first visit opens on the reference benchmark (Compare) when there is no run yet.
+    first_visit = fin is None and studio.reference_benchmark() is not None
+    tab = "distill" if active is not None else (
+        "compare" if fin is not None or first_visit else "data")
     return gr.update(choices=choices, value=value), gr.Tabs(selected=tab)
 
 

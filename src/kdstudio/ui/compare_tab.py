@@ -129,6 +129,9 @@ def show_results(v: dict):
         run = _run_or_latest(v["run_id"])
         res = studio.finished_results(run)
     except studio.UserInputError as e:
+        ref = None if v["run_id"] else studio.reference_benchmark()
+        if ref is not None:  # a first visit: show what the tool measured, and the next step
+            return reference_view(ref, str(e))
         # Clear the numbers: a run without results must not show another run's.
         return (error_md(str(e)), pd.DataFrame(), None, None, pd.DataFrame(),
                 gr.update(visible=False))
@@ -142,7 +145,8 @@ def show_results(v: dict):
     figs["accuracy_latency"].update_layout(margin={"l": 70, "r": 90, "t": 60, "b": 60})
     timing = res.get("timing", {})
     env = res.get("environment", {})
-    header = (f"### Run `{run.id}` · {html.escape(str(res.get('dataset')))} · "
+    header = (headline_html(studio.headline(res))
+              + f"### Run `{run.id}` · {html.escape(studio.dataset_title(str(res.get('dataset'))))} · "
               f"{res.get('validation_size')} validation sentences\n"
               f"<span class='kd-muted'>Timing: {html.escape(timing.get('what', ''))}; latency "
               f"{html.escape(timing.get('latency', ''))}; throughput "
@@ -154,6 +158,21 @@ def show_results(v: dict):
               f"{', GPU ' + html.escape(env['cuda']) if env.get('cuda') else ''}.</span>")
     return (header, pd.DataFrame(studio.comparison_table(res)), figs["accuracy_latency"],
             figs["size"], pd.DataFrame(studio.seed_table(res)), gr.update(visible=False))
+
+
+def headline_html(text: str) -> str:
+    return f"<div id='kd-headline' class='kd-headline'>{html.escape(text, quote=False)}</div>\n\n" if text \
+        else ""
+
+
+def reference_view(ref: dict, why: str) -> tuple:
+    """Compare's outputs for the committed benchmark, labelled as such, with the next step."""
+    header = (headline_html(studio.reference_headline(ref))
+              + f"### {html.escape(studio.reference_title(ref))}\n"
+              + info_md(f"{why}. Click ▶ Quick demo at the top to distil your own in a few "
+                        "minutes; its results replace this view when it finishes."))
+    return (header, pd.DataFrame(studio.reference_table(ref)), studio.reference_figure(ref),
+            None, pd.DataFrame(), gr.update(visible=False))
 
 
 def find_disagreements(v: dict):

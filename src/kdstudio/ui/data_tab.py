@@ -22,8 +22,10 @@ from .common import USER_ERRORS, Form, duration, error_md, info_md, none_if_zero
 SST2, HUB, UPLOAD = "SST-2 (built in)", "Hub id or server path", "Upload a file"
 AUTO = "(detect)"
 FINE_TUNE, LOAD = "Fine-tune a backbone", "Load a fine-tuned classifier"
-BACKBONES = [PACKAGED_MINILM, "bert-base-uncased", "distilbert-base-uncased",
-             "google/electra-small-discriminator"]
+#: (label, backbone): the packaged one works offline, the others need the Hub.
+BACKBONES = [(f"{PACKAGED_MINILM} (offline)", PACKAGED_MINILM)] + [
+    (f"{b} (Hub, online only)", b) for b in
+    ("bert-base-uncased", "distilbert-base-uncased", "google/electra-small-discriminator")]
 
 
 @dataclass
@@ -34,6 +36,7 @@ class DataTab:
     uploaded: gr.Textbox
     text_col: gr.Dropdown
     label_col: gr.Dropdown
+    no_header: gr.Checkbox
     max_train: gr.Number
     max_val: gr.Number
     seed: gr.Number
@@ -55,7 +58,7 @@ class DataTab:
         """The widgets :func:`data_config` reads."""
         return Form(source=self.source, dataset=self.dataset, uploaded=self.uploaded,
                     text_col=self.text_col, label_col=self.label_col,
-                    max_train=self.max_train, max_val=self.max_val)
+                    max_train=self.max_train, max_val=self.max_val, no_header=self.no_header)
 
     @property
     def teacher_form(self) -> Form:
@@ -87,7 +90,8 @@ def data_config(v: dict) -> DataConfig:
         text_column=None if text_col in (None, "", AUTO) else text_col,
         label_column=None if label_col in (None, "", AUTO) else label_col,
         max_train_examples=none_if_zero(v["max_train"]),
-        max_validation_examples=none_if_zero(v["max_val"]))
+        max_validation_examples=none_if_zero(v["max_val"]),
+        header=False if v.get("no_header") else "auto")
 
 
 def teacher_config(v: dict, defaults: TeacherConfig) -> TeacherConfig:
@@ -131,6 +135,8 @@ def build(defaults: RunConfig) -> DataTab:
                                        allow_custom_value=True)
                 label_col = gr.Dropdown([AUTO], value=AUTO, label="Label column",
                                         allow_custom_value=True)
+            no_header = gr.Checkbox(False, label="No header row (the file's first row is data)",
+                                    info="unchecked: detected from the file")
             with gr.Row():
                 max_train = gr.Number(defaults.data.max_train_examples or 0, precision=0,
                                       minimum=0, label="Training examples (0 = all)")
@@ -165,7 +171,8 @@ def build(defaults: RunConfig) -> DataTab:
             teacher_msg = gr.Markdown()
         with gr.Column(scale=3):
             teacher_status = gr.Markdown("No teacher yet.", elem_id="kd-teacher-status")
-    return DataTab(source, dataset, upload, uploaded, text_col, label_col, max_train, max_val,
+    return DataTab(source, dataset, upload, uploaded, text_col, label_col, no_header,
+                   max_train, max_val,
                    seed, load_btn, msg, summary, balance, samples, teacher_mode, backbone,
                    pretrained, teacher_epochs, teacher_btn, teacher_msg, teacher_status)
 
@@ -321,7 +328,8 @@ def wire(t: DataTab, defaults: RunConfig, run_dd: gr.Dropdown, watch: gr.State,
     on(t.load_btn.click, load_data, t.data_form + t.seed_form, data_outs, t.msg,
        api_name="load_data")
     on(t.upload.upload, on_upload,
-       Form(path=t.upload, max_train=t.max_train, max_val=t.max_val, seed=t.seed),
+       Form(path=t.upload, max_train=t.max_train, max_val=t.max_val, seed=t.seed,
+            no_header=t.no_header),
        data_outs, t.msg, admin=admin, api_name="upload_data")
     on(t.teacher_btn.click, functools.partial(start_teacher, defaults),
        t.data_form + t.teacher_form + t.seed_form, [t.teacher_msg, run_dd, watch],

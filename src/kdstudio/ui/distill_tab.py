@@ -200,9 +200,8 @@ def monitor_md(s: studio.Snapshot | None) -> str:
         stage = p.get("stage") or s.stage or "starting"
         phase = f" · {p['phase']}" if p.get("phase") else ""
         bits = [f"**{stage}**{phase}",
-                f"elapsed {duration(s.elapsed)}",
                 f"this stage: ~{duration(p.get('eta'))} left" if p.get("eta") is not None
-                else "estimating time left",
+                else "this stage: estimating time left",
                 f"device **{s.device}**"]
         if p.get("loss") is not None:
             bits.append(f"loss {p['loss']:.4g}")
@@ -213,6 +212,9 @@ def monitor_md(s: studio.Snapshot | None) -> str:
         if p.get("epoch") is not None:
             bits.append(f"epoch {p['epoch']}")
         lines.append(" · ".join(bits))
+        left = (f"about {duration(s.job_remaining)} left" if s.job_remaining is not None
+                else "time left not known yet")
+        lines.append(f"**Whole job:** elapsed {duration(s.elapsed)} · {left}")
     elif s.status == "failed":
         lines.append(f"<div class='kd-msg kd-error'>⚠️ Failed in <b>{html.escape(str(s.stage))}"
                      f"</b>: {html.escape(s.message)}</div>")
