@@ -75,6 +75,7 @@ def reference_rows(tokenizer, texts, labels, cfg) -> list[dict]:
         row = measure(p, texts, None, None, Timing(len(texts), cfg.compare.warmup,
                                                    cfg.compare.throughput_batch_size))
         row.pop("_pred")
+        row.pop("_logits")
         row["seconds"] = round(time.time() - t0, 1)
         out.append(row)
         print(f"  {name}: p50 {row['latency_b1_ms_p50']:.1f} ms, "

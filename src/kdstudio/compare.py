@@ -129,10 +129,10 @@ def measure(p: Predictor, texts: list[str], labels: np.ndarray | None,
     latency_samples, warmup, batch_size, seed, min_seconds, max_passes = (
         timing.latency_samples, timing.warmup, timing.batch_size, timing.seed,
         timing.min_seconds, timing.max_passes)
-    pred = None
+    pred = logits = None
     if labels is not None:
         logits = np.concatenate([p.predict(texts[s:s + batch_size])
-                                 for s in range(0, len(texts), batch_size)])
+                                 for s in range(0, len(texts), batch_size)])  # (N, C)
         pred = logits.argmax(-1)
     # Batch-1 latency over real sentences, inputs encoded beforehand.
     rng = np.random.default_rng(seed)
@@ -172,6 +172,7 @@ def measure(p: Predictor, texts: list[str], labels: np.ndarray | None,
         "b32_total_s": float(total),
         "throughput_passes": len(passes),
         "_pred": pred,
+        "_logits": logits,
     }
 
 
@@ -202,6 +203,7 @@ def add_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     teacher = next((r for r in rows if r["kind"] == "teacher"), None)
     for r in rows:
         r.pop("_pred", None)
+        r.pop("_logits", None)
         if teacher is not None:
             r["speedup_b1"] = teacher["latency_b1_ms_p50"] / r["latency_b1_ms_p50"]
             r["speedup_throughput"] = r["throughput_per_s"] / teacher["throughput_per_s"]
@@ -230,16 +232,18 @@ def figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
     sizes = np.array([max(r["size_mb"], 1e-3) for r in rows])
     bubble = 12 + 48 * np.sqrt(sizes / sizes.max())
-    scatter = go.Figure(go.Scatter(
-        x=[r["latency_b1_ms_p50"] for r in rows], y=[100 * r["accuracy"] for r in rows],
-        mode="markers+text", text=[r["name"] for r in rows], textposition="top center",
-        marker={"size": bubble, "sizemode": "diameter", "opacity": 0.7},
-        customdata=[[r["size_mb"], r["params"] / 1e6] for r in rows],
-        hovertemplate="%{text}<br>%{y:.2f}% at %{x:.3f} ms<br>%{customdata[0]:.2f} MB, "
-                      "%{customdata[1]:.2f}M params<extra></extra>"))
+    # One trace per model, named in the legend: labels printed beside close bubbles overlap.
+    scatter = go.Figure([go.Scatter(
+        x=[r["latency_b1_ms_p50"]], y=[100 * r["accuracy"]], mode="markers", name=r["name"],
+        marker={"size": [b], "sizemode": "diameter", "opacity": 0.75},
+        customdata=[[r["size_mb"], r["params"] / 1e6]],
+        hovertemplate=f"{r['name']}<br>%{{y:.2f}}% at %{{x:.3f}} ms<br>%{{customdata[0]:.2f}}"
+                      " MB, %{customdata[1]:.2f}M params<extra></extra>")
+        for r, b in zip(rows, bubble, strict=True)])
     scatter.update_layout(title="Accuracy against batch-1 latency (bubble = size on disk)",
                           xaxis={"type": "log", "title": "p50 latency at batch 1 (ms, log)"},
-                          yaxis={"title": "validation accuracy (%)"}, template="plotly_white")
+                          yaxis={"title": "validation accuracy (%)"}, template="plotly_white",
+                          legend={"orientation": "h", "y": -0.25})
     bars = go.Figure(go.Bar(x=[r["name"] for r in rows], y=[r["size_mb"] for r in rows],
                             text=[f"{r['size_mb']:.2f} MB" for r in rows],
                             textposition="outside"))

@@ -24,6 +24,7 @@ import numpy as np
 from . import runs as R
 from .config import RunConfig
 from .data import DataError, TaskData, load_task
+from .files import atomic_path
 from .progress import Progress, StopRequested
 from .runs import Run
 
@@ -342,6 +343,11 @@ def stage_compare(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
         rows.append(row)
         progress.update(k + 1, model=row["name"])
         report(progress)
+    logits = {r["kind"]: r.get("_logits") for r in rows}
+    if logits.get("teacher") is not None and logits.get("student:distilled") is not None:
+        # The studio lists disagreements from these instead of running both models again.
+        with atomic_path(run.file(R.PREDICTIONS)) as tmp:
+            np.savez(tmp, teacher=logits["teacher"], student=logits["student:distilled"])
     rows = add_ratios(rows)
     results = {"run": run.id, "dataset": task.source, "validation_size": len(texts),
                "label_names": task.label_names, "rows": rows,

@@ -34,6 +34,8 @@ STUDENTS_DIR = "students"
 ONNX_DIR = "onnx"
 RESULTS_JSON = "results.json"
 RESULTS_MD = "results.md"
+#: The teacher's and the distilled student's validation logits, saved by the compare stage.
+PREDICTIONS = "predictions.npz"
 CANCEL_FLAG = "CANCEL"
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import runs as R
 from ..runs import Run
 from .cache import VersionedCache
 from .errors import UserInputError
@@ -104,26 +105,40 @@ def disagreements(run: Run, n: int = 8) -> tuple[list[dict[str, Any]], int, int]
     return rows[:n], len(rows), n_val
 
 
-def _all_disagreements(run: Run) -> tuple[list[dict[str, Any]], int]:
-    """Every disagreement, the sharpest first, and the validation size."""
+def _validation_probs(run: Run, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The teacher's and the distilled student's class probabilities on ``texts`` (the
+    validation set): saved by the compare stage, or computed for runs made before."""
+    saved = run.file(R.PREDICTIONS)
+    if saved.exists():
+        with np.load(saved) as z:
+            if len(z["teacher"]) == len(texts):
+                return (softmax(z["teacher"].astype(np.float64)),
+                        softmax(z["student"].astype(np.float64)))
     models = run_models(run)
     if "student" not in models.predictors:
         raise UserInputError(f"run {run.id} has no trained student yet")
+    with models.lock:
+        t = models.teacher.predict_logits(texts)
+        p = models.predictors["student"]
+        s = np.concatenate([p.predict(texts[i:i + 64]) for i in range(0, len(texts), 64)])
+    return softmax(t.astype(np.float64)), softmax(s.astype(np.float64))
+
+
+def _all_disagreements(run: Run) -> tuple[list[dict[str, Any]], int]:
+    """Every disagreement, the sharpest first, and the validation size."""
     cfg = run.config()
     task = load_task_cached(cfg.data, cfg.seed)
     texts, gold = task.validation.texts, task.validation.labels
-    with models.lock:
-        t = softmax(models.teacher.predict_logits(texts).astype(np.float64))  # (N, C)
-        p = models.predictors["student"]
-        s = softmax(np.concatenate([p.predict(texts[i:i + 64])
-                                    for i in range(0, len(texts), 64)]).astype(np.float64))
-    names = models.label_names
+    t, s = _validation_probs(run, texts)  # (N, C) each
+    names = finished_results(run)["label_names"]
     found = []
     for i in np.flatnonzero(t.argmax(-1) != s.argmax(-1)):
         ti, si = int(t[i].argmax()), int(s[i].argmax())
         margin = float(abs(t[i, ti] - s[i, ti]))
-        found.append((margin, {"sentence": texts[i], "gold": names[int(gold[i])],
+        # The short columns first: they stay in view beside a long sentence.
+        found.append((margin, {"gold": names[int(gold[i])],
                                "teacher": f"{names[ti]} ({t[i, ti]:.0%})",
-                               "student": f"{names[si]} ({s[i, si]:.0%})"}))
+                               "student": f"{names[si]} ({s[i, si]:.0%})",
+                               "sentence": texts[i]}))
     found.sort(key=lambda m_row: -m_row[0])  # the sharpest disagreements first
     return [row for _, row in found], len(texts)

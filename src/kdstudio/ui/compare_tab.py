@@ -21,6 +21,12 @@ from .common import Form, error_md, info_md, on
 ASSETS = Path(__file__).resolve().parents[1] / "assets"  # package data: kdstudio/assets
 
 
+#: Card titles short enough to stay on one line above the predicted label.
+SHORT = {"teacher": "Teacher", "student": "Student", "student-int8": "Student int8"}
+TABLE_COLUMNS = ["model", "backend", "accuracy", "agrees with teacher", "params", "size",
+                 "latency p50, batch 1", "throughput, batch 32", "speed-up", "smaller by"]
+
+
 @dataclass
 class CompareTab:
     text: gr.Textbox
@@ -69,20 +75,24 @@ def build() -> CompareTab:
                           for kind, title in studio.MODEL_KINDS]
             timing = gr.Markdown(elem_id="kd-timing")
     header = gr.Markdown(elem_id="kd-compare-header")
-    table = gr.Dataframe(interactive=False, wrap=True, label="Measured on the validation set",
+    table = gr.Dataframe(pd.DataFrame(columns=TABLE_COLUMNS), interactive=False, wrap=True,
+                         label="Measured on the validation set",
                          elem_id="kd-compare-table",
                          column_widths=["21%", "9%", "8%", "9%", "7%", "8%", "10%", "10%",
                                         "8%", "10%"])
     with gr.Row():
         scatter = gr.Plot(show_label=False)
         sizes = gr.Plot(show_label=False)
-    seed_table = gr.Dataframe(interactive=False, wrap=True,
+    seed_table = gr.Dataframe(pd.DataFrame(columns=["model", "accuracy", "params",
+                                                    "inference, batch 1 (p50)"]),
+                              interactive=False, wrap=True,
                               label="As in Tang et al. (2019), Table 1")
     with gr.Row():
         disagree_btn = gr.Button("Find validation sentences where student and teacher "
                                  "disagree", size="sm")
     disagree_msg = gr.Markdown()
-    disagree = gr.Dataframe(interactive=False, wrap=True, visible=False)
+    disagree = gr.Dataframe(interactive=False, wrap=True, visible=False,
+                            column_widths=["12%", "16%", "16%", "56%"], elem_id="kd-disagree")
     return CompareTab(text, predict_btn, msg, labels, timing, header, table, scatter, sizes,
                       seed_table, disagree_btn, disagree_msg, disagree)
 
@@ -110,10 +120,10 @@ def classify(v: dict):
     rows = []
     for a in answers:
         if a.available:
-            labels.append(gr.update(value=a.probs, label=f"{a.name} · {a.ms:.1f} ms"))
+            labels.append(gr.update(value=a.probs, label=f"{SHORT[a.kind]} · {a.ms:.1f} ms"))
             rows.append(f"| {a.name} | **{html.escape(a.label or '')}** | {a.ms:.1f} ms |")
         else:
-            labels.append(gr.update(value=None, label=f"{a.name} · {a.note}"))
+            labels.append(gr.update(value=None, label=f"{SHORT[a.kind]} · not in this run"))
             rows.append(f"| {a.name} | — | {a.note} |")
     timing = ("| model | label | time of this call |\n|---|---|---|\n" + "\n".join(rows)
               + "\n\n<span class='kd-muted'>One call each, tokenisation included, on this "
@@ -135,14 +145,7 @@ def show_results(v: dict):
         # Clear the numbers: a run without results must not show another run's.
         return (error_md(str(e)), pd.DataFrame(), None, None, pd.DataFrame(),
                 gr.update(visible=False))
-    rows = res["rows"]
     figs = studio.result_figures(res)
-    # Students sit close together on the latency axis: alternate their labels above and
-    # below the bubbles so they do not print over each other.
-    figs["accuracy_latency"].update_traces(
-        textposition=["top center" if i % 2 else "bottom center" for i in range(len(rows))],
-        cliponaxis=False)
-    figs["accuracy_latency"].update_layout(margin={"l": 70, "r": 90, "t": 60, "b": 60})
     timing = res.get("timing", {})
     env = res.get("environment", {})
     header = (headline_html(studio.headline(res))

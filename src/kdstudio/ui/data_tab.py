@@ -128,8 +128,8 @@ def build(defaults: RunConfig) -> DataTab:
                                    f"{studio.max_upload_bytes() / 1e6:.0f} MB",
                              file_types=[".csv", ".tsv", ".json", ".jsonl", ".parquet"],
                              type="filepath", visible=False, elem_id="kd-upload")
-            uploaded = gr.Textbox("", label="Uploaded file (kept with the runs once it loads)",
-                                  interactive=False, visible=False)
+            # The stored upload's path on the server: kept for the job, never shown.
+            uploaded = gr.Textbox("", interactive=False, visible=False)
             with gr.Row():
                 text_col = gr.Dropdown([AUTO], value=AUTO, label="Text column",
                                        allow_custom_value=True)
@@ -150,8 +150,11 @@ def build(defaults: RunConfig) -> DataTab:
         with gr.Column(scale=3):
             summary = gr.Markdown("Click **Load and inspect data** to see the columns, labels "
                                   "and a few rows.", elem_id="kd-data-summary")
-            balance = gr.Dataframe(label="Class balance", interactive=False, max_height=200)
-            samples = gr.Dataframe(label="Sample training rows", interactive=False,
+            balance = gr.Dataframe(pd.DataFrame(columns=["label", "train", "train %",
+                                                         "validation"]),
+                                   label="Class balance", interactive=False, max_height=200)
+            samples = gr.Dataframe(pd.DataFrame(columns=["text", "label"]),
+                                   label="Sample training rows", interactive=False,
                                    wrap=True, max_height=300)
     gr.Markdown("### Teacher")
     with gr.Row(equal_height=False):
@@ -182,7 +185,7 @@ def build(defaults: RunConfig) -> DataTab:
 # ---------------------------------------------------------------------------------------
 def _show_source(source: str):
     return (gr.update(visible=source == HUB), gr.update(visible=source == UPLOAD),
-            gr.update(visible=source == UPLOAD), gr.update(value=AUTO), gr.update(value=AUTO))
+            gr.skip(), gr.update(value=AUTO), gr.update(value=AUTO))
 
 
 def _show_teacher_mode(mode: str):
