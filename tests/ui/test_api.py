@@ -315,3 +315,30 @@ def test_presenter_mode_refuses_actions_without_the_key(locked_studio, finished_
 
 def test_without_presenter_mode_no_key_is_asked(client):
     assert client.predict(api_name="/cancel").endswith("No job is running.</div>")
+
+
+def test_resume_finishes_a_cancelled_run_from_the_studio(client, studio, finished_run):
+    """A cancelled run (here: a copy of the finished one whose compare stage never ran) is
+    resumed through the API: only the missing stage runs, and the run ends done."""
+    import json
+    import shutil
+
+    src = finished_run.path
+    # A name that sorts before every other run: the studio still opens on the newest one.
+    run = Run(studio.root / "00000000-000000-resume")
+    shutil.copytree(src, run.path)
+    (run.path / "results.json").unlink()
+    events = [json.loads(x) for x in (run.path / "events.jsonl").read_text().splitlines()]
+    keep = [e for e in events if not (e["kind"] in ("stage_finished", "stage_started")
+                                      and e.get("stage") == "compare")
+            and e["kind"] != "run_finished"]
+    (run.path / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in keep))
+    run.set_status("cancelled", stage="compare", message="cancelled before the compare stage")
+    msg, _ = client.predict(run.id, api_name="/resume")
+    assert f"Resumed run {run.id}: compare" in msg, msg
+    _wait(lambda: _status(client, run.id)["status"] == "done", timeout=180)
+    assert run.results() is not None
+    started = [e["stages"] for e in run.events() if e["kind"] == "run_started"]
+    assert started[-1] == ["compare"]
+    msg, _ = client.predict(run.id, api_name="/resume")  # nothing left to resume
+    assert "only a failed or cancelled run can be resumed" in msg

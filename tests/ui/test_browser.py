@@ -129,6 +129,8 @@ def test_start_distillation_shows_progress_and_then_the_new_run(page, studio, fi
     expect(page.locator("#kd-data-summary")).to_contain_text("160 training")
 
     _tab(page, "Distillation")
+    soft = page.get_by_label("Also train soft labels without augmentation")
+    soft.uncheck()  # a setting away from the preset, to find again after the reload
     page.locator("#kd-start").click()
     msg = page.locator("#kd-distill-msg")
     expect(msg).to_contain_text(f"reusing the teacher of run {finished_run.id}")
@@ -141,6 +143,7 @@ def test_start_distillation_shows_progress_and_then_the_new_run(page, studio, fi
     # A page's first poll waits behind the job for the CPU: give it time.
     expect(page.locator("#kd-monitor")).to_contain_text(new_id, timeout=30_000)
     expect(page.locator("#kd-run input")).to_have_value(re.compile(re.escape(new_id)))
+    expect(page.get_by_label("Also train soft labels without augmentation")).not_to_be_checked()
     # A second browser (a fresh page) shows the same job, read from the runs folder.
     other = page.context.new_page()
     other.goto(studio.url)
@@ -152,6 +155,7 @@ def test_start_distillation_shows_progress_and_then_the_new_run(page, studio, fi
     for p in (page, other):
         _tab(p, "Compare")
         expect(p.locator("#kd-compare-header")).to_contain_text(new_id, timeout=15_000)
+        expect(p.locator("#kd-headline")).to_contain_text("int8 student: ")
         expect(p.locator("#kd-compare-table")).to_contain_text("student ONNX int8")
         rows = _table_rows(p, "#kd-compare-table")
         assert any(r.startswith("teacher") for r in rows), rows
@@ -161,3 +165,42 @@ def test_start_distillation_shows_progress_and_then_the_new_run(page, studio, fi
         expect(p.locator("#kd-dl-int8")).to_be_enabled()
         expect(p.locator("#kd-card-preview")).to_contain_text(f"run `{new_id}`")
     other.close()
+
+
+def test_first_visit_in_presenter_mode(page, tmp_path, studio_data):
+    """An empty runs folder on a public deployment: the reference benchmark with its
+    headline and the next step; the Quick demo needs the presenter key."""
+    from playwright.sync_api import expect
+
+    from kdstudio.studio import reference_benchmark, reference_headline
+
+    from .conftest import ADMIN_KEY, Server
+
+    server = Server(tmp_path / "runs", studio_data, tmp_path / "server.log",
+                    env={"KDSTUDIO_ADMIN_KEY": ADMIN_KEY}).start()
+    try:
+        page.goto(server.url)
+        header = page.locator("#kd-compare-header")
+        expect(header).to_contain_text("Reference benchmark: SST-2 validation", timeout=30_000)
+        expect(header).to_contain_text("Quick demo")
+        expect(page.locator("#kd-headline")).to_have_text(
+            reference_headline(reference_benchmark()))
+        rows = _table_rows(page, "#kd-compare-table")
+        assert len(rows) == 5 and rows[-1].startswith("teacher"), rows
+        page.screenshot(path=str(ARTIFACTS / "studio-0-first-visit.png"), full_page=True)
+        page.locator("#kd-quick").click()
+        expect(page.locator("#kd-header-msg")).to_contain_text("presenter key")
+        assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+        page.locator("#kd-admin-key input").fill("not the key")
+        page.locator("#kd-quick").click()
+        expect(page.locator("#kd-header-msg")).to_contain_text("Wrong presenter key")
+    finally:
+        server.stop()
+
+
+def test_no_key_is_asked_without_presenter_mode(page, studio):
+    from playwright.sync_api import expect
+
+    page.goto(studio.url)
+    page.wait_for_selector("#kd-compare-table")
+    expect(page.locator("#kd-admin-key")).to_be_hidden()

@@ -9,6 +9,7 @@ being watched and redraws the progress panel only when its folder changed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -43,8 +44,9 @@ def quick_demo():
             gr.Tabs(selected="distill"))
 
 
-def on_load():
-    """Open on the running job if there is one, else on the latest finished run."""
+def on_load(settings: list[Form]):
+    """Open on the running job if there is one, else on the latest finished run. A page
+    reloaded mid-job also shows the job's settings in ``settings`` (the forms' widgets)."""
     root = studio.runs_root()
     active = studio.active_job(root)
     fin = studio.default_run(root)
@@ -55,7 +57,16 @@ def on_load():
     first_visit = fin is None and studio.reference_benchmark() is not None
     tab = "distill" if active is not None else (
         "compare" if fin is not None or first_visit else "data")
-    return gr.update(choices=choices, value=value), gr.Tabs(selected=tab)
+    n = sum(len(f.widgets) for f in settings)
+    restored: list = [gr.skip()] * n
+    if active is not None:
+        try:
+            cfg = active.config()
+            values = data_tab.widget_values(cfg) | distill_tab.widget_values(cfg)
+            restored = [values.get(k, gr.skip()) for f in settings for k in f.widgets]
+        except ValueError:
+            pass
+    return (gr.update(choices=choices, value=value), gr.Tabs(selected=tab), *restored)
 
 
 def _signature(run, selected: str | None) -> list:
@@ -201,7 +212,12 @@ def build_app() -> gr.Blocks:
                        **({"api_name": "export"} if api else vis))
             ready.then(data_tab.teacher_status_md, run_dd, data.teacher_status,
                        api_visibility="private")
-        demo.load(on_load, None, [run_dd, tabs], api_visibility="private").then(
+        # The settings a reloaded page shows: the running job's (both copies of the sliders).
+        settings = [data.data_form, data.teacher_form, data.seed_form, dist.student_form,
+                    dist.aug_form, aug.params]
+        demo.load(functools.partial(on_load, settings), None,
+                  [run_dd, tabs, *(w for f in settings for w in f.inputs)],
+                  api_visibility="private").then(
             tick, [watch, run_dd, poll], poll_outs, api_visibility="private",
             show_progress="hidden")
         gr.api(job_status, api_name="job_status")

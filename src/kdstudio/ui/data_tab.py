@@ -71,6 +71,19 @@ class DataTab:
         return Form(seed=self.seed)
 
 
+def widget_values(cfg: RunConfig) -> dict:
+    """The data and teacher widgets' values that give ``cfg`` (inverse of the two below)."""
+    d, t = cfg.data, cfg.teacher
+    upload = studio.is_stored_upload(d.dataset)
+    source = SST2 if d.dataset.lower() == "sst2" else (UPLOAD if upload else HUB)
+    return {"source": source, "dataset": "" if source != HUB else d.dataset,
+            "uploaded": d.dataset if upload else "", "text_col": d.text_column or AUTO,
+            "label_col": d.label_column or AUTO, "no_header": d.header is False,
+            "max_train": d.max_train_examples or 0, "max_val": d.max_validation_examples or 0,
+            "teacher_mode": LOAD if t.pretrained else FINE_TUNE, "backbone": t.backbone,
+            "pretrained": t.pretrained or "", "teacher_epochs": t.epochs, "seed": cfg.seed}
+
+
 def data_config(v: dict) -> DataConfig:
     """Data widgets → :class:`DataConfig`."""
     source, text_col, label_col = v["source"], v["text_col"], v["label_col"]

@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 
 from .. import studio
 from ..config import RunConfig, StudentConfig, choices
-from .augment_tab import aug_form, aug_sliders, augment_config
+from .augment_tab import AUG_FIELDS, aug_form, aug_sliders, augment_config
 from .common import Form, duration, info_md, ok_md, on, section
 from .data_tab import stored_data, teacher_config
 
@@ -66,6 +66,12 @@ STUDENT_FIELDS = {"hidden_size": int, "embedding_init": str, "loss": str, "alpha
                   "temperature": float, "epochs": int,
                   "learning_rate": lambda x: float(x or 0), "batch_size": int,
                   "train_baseline": bool, "train_soft_no_aug": bool}
+
+
+def widget_values(cfg: RunConfig) -> dict:
+    """The student and augmentation widgets' values that give ``cfg``."""
+    return ({k: getattr(cfg.student, k) for k in STUDENT_FIELDS}
+            | {k: getattr(cfg.augment, k) for k in AUG_FIELDS})
 
 
 def student_config(v: dict, defaults: StudentConfig) -> StudentConfig:
