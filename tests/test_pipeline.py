@@ -183,18 +183,23 @@ def test_students_without_augmentation_get_their_own_epochs(tiny_config, tmp_pat
                                                     "baseline")] == [1, 3, 3]
 
 
+def _cancel_after(run: Run, n: int) -> None:
+    """Make ``run`` see a cancel request from its (n + 1)-th check on."""
+    calls = {"n": 0}
+    original = run.cancel_requested
+
+    def cancel_requested():
+        calls["n"] += 1
+        return calls["n"] > n or original()
+
+    run.cancel_requested = cancel_requested
+
+
 def test_cancel_keeps_earlier_artifacts(tiny_config, tmp_path):
     run = Run.create(tiny_config.with_overrides({"student.epochs": 200}), tmp_path)
     assert run_stages(run, ["teacher", "augment"]) == "done"
     before = (run.path / R.TRANSFER_FILE).read_bytes()
-    calls = {"n": 0}
-    original = run.cancel_requested
-
-    def cancel_after_some_steps():
-        calls["n"] += 1
-        return calls["n"] > 30 or original()
-
-    run.cancel_requested = cancel_after_some_steps
+    _cancel_after(run, 30)
     assert run_stages(run, ["student", "quantize"]) == "cancelled"
     st = run.status()
     assert st["status"] == "cancelled" and st["stage"] == "student"
@@ -315,21 +320,14 @@ def test_runs_never_change_another_runs_folder_or_the_cache(tiny_config, tmp_pat
     # first epoch saved its weights and before the second ended) ...
     cfg = tiny_config.with_overrides({"teacher.epochs": 3})
     cfg.save(reuser.path / "config.yaml")
-    calls = {"n": 0}
-    original = reuser.cancel_requested
-
-    def cancel_in_the_second_epoch():
-        calls["n"] += 1
-        return calls["n"] > 15 or original()
-
-    reuser.cancel_requested = cancel_in_the_second_epoch
+    _cancel_after(reuser, 15)  # in the second epoch
     assert run_stages(reuser, ["teacher", "augment", "student"]) == "cancelled"
     assert reuser.status()["status"] == "cancelled"
     teacher = _last_finished(reuser, "teacher")
     assert teacher["cancelled"] is True and 10 < teacher["steps"] < 30
     untouched("after a cancelled fine-tune over linked files")
     # ... and runs the remaining stages again.
-    reuser.cancel_requested = original
+    del reuser.cancel_requested  # the run's own check again
     assert run_stages(reuser, ["teacher", "augment", "student"]) == "done"
     assert _last_finished(reuser, "teacher")["cached"] is False
     untouched("after the stages ran again")
