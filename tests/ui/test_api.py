@@ -334,11 +334,11 @@ def test_resume_finishes_a_cancelled_run_from_the_studio(client, studio, finishe
             and e["kind"] != "run_finished"]
     (run.path / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in keep))
     run.set_status("cancelled", stage="compare", message="cancelled before the compare stage")
-    msg, _ = client.predict(run.id, api_name="/resume")
+    msg = client.predict(run.id, api_name="/resume")
     assert f"Resumed run {run.id}: compare" in msg, msg
     _wait(lambda: _status(client, run.id)["status"] == "done", timeout=180)
     assert run.results() is not None
     started = [e["stages"] for e in run.events() if e["kind"] == "run_started"]
     assert started[-1] == ["compare"]
-    msg, _ = client.predict(run.id, api_name="/resume")  # nothing left to resume
+    msg = client.predict(run.id, api_name="/resume")  # nothing left to resume
     assert "only a failed or cancelled run can be resumed" in msg
