@@ -163,7 +163,12 @@ def test_start_distillation_shows_progress_and_then_the_new_run(page, studio, fi
         _tab(p, "Export")
         expect(p.locator("#kd-export-msg")).to_contain_text(new_id)
         expect(p.locator("#kd-dl-int8")).to_be_enabled()
-        expect(p.locator("#kd-card-preview")).to_contain_text(f"run `{new_id}`")
+        expect(p.locator("#kd-card-preview")).to_contain_text(f"run {new_id}")
+        # Names only on screen, no server paths.
+        expect(p.locator("#kd-card-preview")).to_contain_text(
+            f"the teacher of run {finished_run.id}")
+        for where in ("#kd-card-preview", "#kd-compare-header"):
+            expect(p.locator(where)).not_to_contain_text(str(studio.root))
     other.close()
 
 

@@ -41,7 +41,8 @@ def model_card(run: Run) -> str:
     env, timing = res.get("environment", {}), res.get("timing", {})
     limit = cfg.data.max_train_examples
     return _template("model_card.md").substitute(
-        teacher_src=cfg.teacher.pretrained or cfg.teacher.backbone, run_id=run.id,
+        teacher_src=_model_name(cfg.teacher.pretrained or cfg.teacher.backbone),
+        run_id=run.id,
         headline=headline,
         how=("loaded already fine-tuned" if cfg.teacher.pretrained
              else f"fine-tuned here for {cfg.teacher.epochs:g} epoch(s)"),
@@ -63,6 +64,16 @@ def model_card(run: Run) -> str:
         threads=env.get("threads", "?"), torch=env.get("torch", "?"),
         onnxruntime=env.get("onnxruntime", "?"), max_length=sc.max_length,
         labels=json.dumps(res.get("label_names", [])))
+
+
+def _model_name(ref: str) -> str:
+    """A model reference as a card shows it: no server paths, only names."""
+    p = Path(ref)
+    if not p.is_absolute() and not ref.startswith("."):
+        return ref  # a Hub id or the packaged backbone's name
+    if p.name == R.TEACHER_DIR and (p.parent / "config.yaml").exists():
+        return f"the teacher of run {p.parent.name}"
+    return p.name
 
 
 def _template(name: str) -> Template:
