@@ -52,17 +52,10 @@ def reference_headline(ref: dict) -> str:
             f"{s8['size_ratio_vs_teacher']:.0f}x smaller")
 
 
-def reference_figure(ref: dict):
-    """Accuracy against batch-1 latency, one labelled point per model (log latency axis)."""
-    import plotly.graph_objects as go
+def reference_figures(ref: dict) -> dict:
+    """The same charts as a run's (accuracy against latency, size), from the seeds' means."""
+    from ..compare import figures
 
-    fig = go.Figure()
-    for r in ref["rows"]:
-        fig.add_trace(go.Scatter(x=[r["latency_b1_ms_p50"]], y=[100 * r["accuracy_mean"]],
-                                 mode="markers", name=r["name"], marker={"size": 12}))
-    fig.update_layout(title="Accuracy against latency (reference benchmark)",
-                      template="plotly_white", height=380, xaxis_type="log",
-                      xaxis_title="latency p50, batch 1 (ms, log scale)",
-                      yaxis_title="accuracy (%)",
-                      legend={"orientation": "h", "y": -0.3})
-    return fig
+    return figures([{"name": r["name"], "accuracy": r["accuracy_mean"],
+                     "latency_b1_ms_p50": r["latency_b1_ms_p50"], "size_mb": r["size_mb"],
+                     "params": r["params"]} for r in ref["rows"]])

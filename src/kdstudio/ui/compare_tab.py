@@ -23,6 +23,7 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets"  # package data: kdstudi
 
 #: Card titles short enough to stay on one line above the predicted label.
 SHORT = {"teacher": "Teacher", "student": "Student", "student-int8": "Student int8"}
+SEED_COLUMNS = ["model", "accuracy", "params", "inference, batch 1 (p50)"]
 TABLE_COLUMNS = ["model", "backend", "accuracy", "agrees with teacher", "params", "size",
                  "latency p50, batch 1", "throughput, batch 32", "speed-up", "smaller by"]
 
@@ -83,8 +84,7 @@ def build() -> CompareTab:
     with gr.Row():
         scatter = gr.Plot(show_label=False)
         sizes = gr.Plot(show_label=False)
-    seed_table = gr.Dataframe(pd.DataFrame(columns=["model", "accuracy", "params",
-                                                    "inference, batch 1 (p50)"]),
+    seed_table = gr.Dataframe(pd.DataFrame(columns=SEED_COLUMNS),
                               interactive=False, wrap=True,
                               label="As in Tang et al. (2019), Table 1")
     with gr.Row():
@@ -143,8 +143,8 @@ def show_results(v: dict):
         if ref is not None:  # a first visit: show what the tool measured, and the next step
             return reference_view(ref, str(e))
         # Clear the numbers: a run without results must not show another run's.
-        return (error_md(str(e)), pd.DataFrame(), None, None, pd.DataFrame(),
-                gr.update(visible=False))
+        return (error_md(str(e)), pd.DataFrame(columns=TABLE_COLUMNS), None, None,
+                pd.DataFrame(columns=SEED_COLUMNS), gr.update(visible=False))
     figs = studio.result_figures(res)
     timing = res.get("timing", {})
     env = res.get("environment", {})
@@ -174,8 +174,9 @@ def reference_view(ref: dict, why: str) -> tuple:
               + f"### {html.escape(studio.reference_title(ref))}\n"
               + info_md(f"{why}. Click ▶ Quick demo at the top to distil your own in a few "
                         "minutes; its results replace this view when it finishes."))
-    return (header, pd.DataFrame(studio.reference_table(ref)), studio.reference_figure(ref),
-            None, pd.DataFrame(), gr.update(visible=False))
+    figs = studio.reference_figures(ref)
+    return (header, pd.DataFrame(studio.reference_table(ref)), figs["accuracy_latency"],
+            figs["size"], pd.DataFrame(columns=SEED_COLUMNS), gr.update(visible=False))
 
 
 def find_disagreements(v: dict):
