@@ -192,6 +192,8 @@ def test_first_visit_in_presenter_mode(page, tmp_path, studio_data):
             reference_headline(reference_benchmark()))
         rows = _table_rows(page, "#kd-compare-table")
         assert len(rows) == 5 and rows[-1].startswith("teacher"), rows
+        # The chart draws one legend entry per model.
+        expect(page.locator("#kd-scatter .legend .traces")).to_have_count(5, timeout=30_000)
         page.screenshot(path=str(ARTIFACTS / "studio-0-first-visit.png"), full_page=True)
         page.locator("#kd-quick").click()
         expect(page.locator("#kd-header-msg")).to_contain_text("presenter key")

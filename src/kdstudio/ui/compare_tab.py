@@ -82,7 +82,7 @@ def build() -> CompareTab:
                          column_widths=["21%", "9%", "8%", "9%", "7%", "8%", "10%", "10%",
                                         "8%", "10%"])
     with gr.Row():
-        scatter = gr.Plot(show_label=False)
+        scatter = gr.Plot(show_label=False, elem_id="kd-scatter")
         sizes = gr.Plot(show_label=False)
     seed_table = gr.Dataframe(pd.DataFrame(columns=SEED_COLUMNS),
                               interactive=False, wrap=True,
