@@ -105,6 +105,7 @@ def teacher_onnx_row(teacher, texts, labels, cfg) -> dict:
         # In a process of its own, as the pipeline times its ONNX Runtime rows.
         row = measure_built(build, texts, labels, None, how, isolate=cc.isolate_onnx)
     row.pop("_pred")
+    row.pop("_logits")
     return row
 
 
