@@ -345,3 +345,20 @@ def test_runs_never_change_another_runs_folder_or_the_cache(tiny_config, tmp_pat
     assert run_stages(borrower, ["teacher"]) == "done"
     assert _last_finished(borrower, "teacher")["fine_tuned_here"] is False
     untouched("after the loading run ran its teacher stage again")
+
+
+
+def test_every_evaluation_is_written_even_when_its_accuracy_repeats(tiny_config, tmp_path):
+    from kdstudio.pipeline import _Reporter
+    from kdstudio.progress import Progress
+
+    run = Run.create(tiny_config, tmp_path)
+    report = _Reporter(run, None, every=3600.0)  # no time-based writes in this test
+    p = Progress("student:distilled", total=100)
+    for step in (25, 50, 75):  # three evaluations with the same accuracy
+        p.update(step, val_accuracy=0.8, eval_step=step)
+        report(p)
+        p.update(step + 1, loss=0.1)
+        report(p)  # a plain training step between evaluations is throttled
+    written = [e["step"] for e in run.events("progress")]
+    assert written == [25, 50, 75]

@@ -47,14 +47,15 @@ class _Reporter:
 
     def __init__(self, run: Run, listener: Listener | None, every: float = 1.0):
         self.run, self.listener, self.every = run, listener, every
-        self._last, self._last_val = 0.0, None
+        self._last, self._last_eval = 0.0, None
 
     def __call__(self, p: Progress) -> None:
         now = time.time()
-        val = p.metrics.get("val_accuracy")
-        if now - self._last >= self.every or p.step >= p.total or val != self._last_val:
+        # Every evaluation is written, even one that repeats the last accuracy.
+        at = p.metrics.get("eval_step")
+        if now - self._last >= self.every or p.step >= p.total or at != self._last_eval:
             self.run.log("progress", **p.as_event())
-            self._last, self._last_val = now, val
+            self._last, self._last_eval = now, at
         if self.listener is not None:
             self.listener(p)
 
