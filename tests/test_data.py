@@ -66,6 +66,25 @@ def test_subsampling(tiny_data_dir):
     assert len(task.train) == 50
 
 
+def test_labelled_subset_leaves_the_other_texts_unlabelled(tiny_data_dir):
+    from kdstudio.data import UNLABELLED
+
+    full = load_task(DataConfig(dataset=str(tiny_data_dir)), seed=1)
+    task = load_task(DataConfig(dataset=str(tiny_data_dir), max_labelled_examples=50), seed=1)
+    assert task.train.texts == full.train.texts  # every text is kept
+    kept = task.train.labels != UNLABELLED
+    assert kept.sum() == 50 and task.unlabelled == len(full.train) - 50
+    assert (task.train.labels[kept] == full.train.labels[kept]).all()  # labels kept as they were
+    assert sum(task.class_balance()["train"].values()) == 50
+    assert task.label_name(UNLABELLED) == "(unlabelled)"
+    assert any("unlabelled" in n for n in task.notes)
+    assert (task.validation.labels >= 0).all()
+
+
+def test_a_single_labelled_row_is_refused(tiny_data_dir):
+    with pytest.raises(ValueError, match="max_labelled_examples must be >= 2"):
+        DataConfig(dataset=str(tiny_data_dir), max_labelled_examples=1)
+
 # ---- bad input: each gets a message naming the problem --------------------------------
 def test_missing_named_column(tmp_path):
     _frame().to_csv(tmp_path / "d.csv", index=False)

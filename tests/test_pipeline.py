@@ -362,3 +362,27 @@ def test_every_evaluation_is_written_even_when_its_accuracy_repeats(tiny_config,
         report(p)  # a plain training step between evaluations is throttled
     written = [e["step"] for e in run.events("progress")]
     assert written == [25, 50, 75]
+
+
+def test_unlabelled_texts_reach_the_distilled_student_only(tiny_config, tmp_path):
+    """The teacher fine-tunes and the baseline trains on the labelled rows; the teacher labels
+    every text, so the distilled student also learns from the unlabelled ones."""
+    import math
+
+    cfg = tiny_config.with_overrides({"data.max_labelled_examples": 40, "augment.n_iter": 1,
+                                      "student.epochs": 1, "student.train_soft_no_aug": True})
+    run = Run.create(cfg, tmp_path)
+    assert run_stages(run, ["teacher", "augment", "student"]) == "done"
+    teacher = json.loads((run.path / "teacher" / "teacher.json").read_text())
+    bs_t = cfg.teacher.batch_size
+    assert teacher["steps"] == math.ceil(40 / bs_t) * int(cfg.teacher.epochs)
+    df = pd.read_parquet(run.path / R.TRANSFER_FILE)
+    n_train = 160
+    originals = df.iloc[:n_train]
+    assert (originals["label"] >= 0).sum() == 40 and (originals["label"] == -1).sum() == 120
+    assert len(df) > n_train  # augmented copies of labelled and unlabelled texts alike
+    steps = {e["variant"]: e["steps"] for e in run.events("student_finished")}
+    bs = cfg.student.batch_size
+    assert steps["baseline"] == math.ceil(40 / bs)
+    assert steps["distilled-noaug"] == math.ceil(n_train / bs)
+    assert steps["distilled"] == math.ceil(len(df) / bs)

@@ -146,7 +146,8 @@ def _describe_data(args: argparse.Namespace) -> int:
     print(f"columns:    {', '.join(task.columns) or '(named by the source)'}")
     print(f"text:       {task.text_column}")
     print(f"label:      {task.label_column}")
-    print(f"train:      {len(task.train):,} rows")
+    unl = f" ({task.unlabelled:,} unlabelled)" if task.unlabelled else ""
+    print(f"train:      {len(task.train):,} rows{unl}")
     print(f"validation: {len(task.validation):,} rows")
     print("labels:")
     for name in task.label_names:

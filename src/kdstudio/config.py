@@ -153,6 +153,9 @@ class DataConfig(_Section):
     max_train_examples: int | None = None
     #: Keep at most this many validation examples; None keeps all.
     max_validation_examples: int | None = None
+    #: Keep the gold labels of at most this many training examples (a random subset); the
+    #: others become unlabelled text that only the teacher labels. None keeps every label.
+    max_labelled_examples: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.dataset, str) or not self.dataset.strip():
@@ -163,7 +166,7 @@ class DataConfig(_Section):
             raise ValueError(
                 f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}"
             )
-        for name in ("max_train_examples", "max_validation_examples"):
+        for name in ("max_train_examples", "max_validation_examples", "max_labelled_examples"):
             v = getattr(self, name)
             if v is not None:
                 _check_int(name, v, 2)
@@ -437,12 +440,9 @@ class RunConfig:
     def from_dict(cls, d: dict[str, Any] | None) -> RunConfig:
         d = dict(d or {})
         top = {"name", "seed", "device"}
-        unknown = sorted(set(d) - top - set(cls._SECTIONS))
-        if unknown:
-            raise ValueError(
-                f"unknown setting(s): {', '.join(unknown)}; allowed sections: "
-                f"{', '.join(sorted(top | set(cls._SECTIONS)))}"
-            )
+        if unknown := sorted(set(d) - top - set(cls._SECTIONS)):
+            raise ValueError(f"unknown setting(s): {', '.join(unknown)}; allowed sections: "
+                             f"{', '.join(sorted(top | set(cls._SECTIONS)))}")
         kwargs: dict[str, Any] = {k: d[k] for k in top if k in d}
         for key, section in cls._SECTIONS.items():
             kwargs[key] = section.from_dict(d.get(key))

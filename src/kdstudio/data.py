@@ -26,6 +26,8 @@ FILE_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".parquet")
 TEXT_CANDIDATES = ("text", "sentence", "sentences", "review", "content", "document", "tweet",
                    "comment", "body", "utterance", "question", "input")
 LABEL_CANDIDATES = ("label", "labels", "class", "category", "target", "sentiment", "y", "gold")
+#: The label of a training text without one: the teacher labels it for the students.
+UNLABELLED = -1
 
 
 class DataError(ValueError):
@@ -35,7 +37,7 @@ class DataError(ValueError):
 @dataclass
 class Split:
     texts: list[str]
-    labels: np.ndarray  # (N,) int64
+    labels: np.ndarray  # (N,) int64; UNLABELLED in the training split for unlabelled text
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -56,6 +58,14 @@ class TaskData:
     def num_labels(self) -> int:
         return len(self.label_names)
 
+    def label_name(self, label: int) -> str:
+        return "(unlabelled)" if label == UNLABELLED else self.label_names[int(label)]
+
+    @property
+    def unlabelled(self) -> int:
+        """How many training texts have no label."""
+        return int((self.train.labels == UNLABELLED).sum())
+
     def fingerprint(self) -> str:
         """Content hash: same texts, labels and label names → same fingerprint."""
         h = hashlib.sha256()
@@ -71,7 +81,7 @@ class TaskData:
     def class_balance(self) -> dict[str, dict[str, int]]:
         out = {}
         for name, split in (("train", self.train), ("validation", self.validation)):
-            counts = np.bincount(split.labels, minlength=self.num_labels)
+            counts = np.bincount(split.labels[split.labels >= 0], minlength=self.num_labels)
             out[name] = {self.label_names[i]: int(c) for i, c in enumerate(counts)}
         return out
 
@@ -276,12 +286,12 @@ def _check_task(task: TaskData) -> TaskData:
             f"the data has a single class ({task.label_names[0]!r}); a classifier needs at "
             "least two"
         )
-    present = np.unique(task.train.labels)
+    present = np.unique(task.train.labels[task.train.labels >= 0])
     if len(present) < 2:
-        raise DataError(
-            "the training split has a single class "
-            f"({task.label_names[int(present[0])]!r}); a classifier needs at least two"
-        )
+        which = (f"a single class ({task.label_names[int(present[0])]!r})" if len(present)
+                 else "no labelled rows")
+        raise DataError(f"the training split has {which}; a classifier needs at least two "
+                        "classes")
     if len(task.train) < 2 or len(task.validation) < 1:
         raise DataError("the data needs at least 2 training and 1 validation rows")
     empty = sum(1 for t in task.train.texts if not t)
@@ -313,6 +323,13 @@ def load_task(cfg: DataConfig, seed: int = 42) -> TaskData:
         if cap is not None and len(split) > cap:
             keep = np.sort(rng.choice(len(split), size=cap, replace=False))
             setattr(task, split_name, Split([split.texts[i] for i in keep], split.labels[keep]))
+    cap = cfg.max_labelled_examples
+    if cap is not None and len(task.train) > cap:
+        hide = rng.permutation(len(task.train))[cap:]
+        task.train.labels = task.train.labels.copy()
+        task.train.labels[hide] = UNLABELLED
+        task.notes.append(f"{cap:,} training rows keep their labels; the other "
+                          f"{len(hide):,} are unlabelled text that the teacher labels")
     return _check_task(task)
 
 
@@ -435,5 +452,5 @@ def _from_hub(hub_id: str, cfg: DataConfig, seed: int, known: dict | None) -> Ta
 
 
 def preview(task: TaskData, n: int = 5) -> list[dict[str, str]]:
-    return [{"text": t, "label": task.label_names[int(y)]}
+    return [{"text": t, "label": task.label_name(y)}
             for t, y in zip(task.train.texts[:n], task.train.labels[:n], strict=False)]

@@ -170,7 +170,7 @@ def stage_student(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
     vocab = StudentVocab.build(teacher.tokenizer, texts, sc.max_length)
     ids = vocab.encode_ragged(teacher.tokenizer, texts, sc.max_length)
     val_ids = vocab.encode_ragged(teacher.tokenizer, task.validation.texts, sc.max_length)
-    orig = np.flatnonzero(labels >= 0)
+    orig = np.arange(len(task.train))  # the transfer set starts with the originals
     # The students that see the originals only may train for their own number of epochs.
     no_aug = sc if sc.no_aug_epochs is None else dataclasses.replace(sc, epochs=sc.no_aug_epochs)
     variants = [("distilled", "distill", TrainSet(ids, labels, logits), sc)]

@@ -245,7 +245,8 @@ def fine_tune(task: TaskData, cfg: TeacherConfig, out_dir: str | Path, *, seed: 
     model.to(dev)
     teacher = Teacher(model, tokenizer, task.label_names, resolved, cfg.max_length)
 
-    texts, labels = task.train.texts, task.train.labels
+    labelled = np.flatnonzero(task.train.labels >= 0)  # unlabelled text is not trained on
+    texts, labels = [task.train.texts[i] for i in labelled], task.train.labels[labelled]
     if cfg.max_train_examples is not None and len(texts) > cfg.max_train_examples:
         keep = np.sort(rng.choice(len(texts), cfg.max_train_examples, replace=False))
         texts, labels = [texts[i] for i in keep], labels[keep]

@@ -39,6 +39,7 @@ class DataTab:
     no_header: gr.Checkbox
     max_train: gr.Number
     max_val: gr.Number
+    max_labelled: gr.Number
     seed: gr.Number
     load_btn: gr.Button
     msg: gr.Markdown
@@ -58,7 +59,8 @@ class DataTab:
         """The widgets :func:`data_config` reads."""
         return Form(source=self.source, dataset=self.dataset, uploaded=self.uploaded,
                     text_col=self.text_col, label_col=self.label_col,
-                    max_train=self.max_train, max_val=self.max_val, no_header=self.no_header)
+                    max_train=self.max_train, max_val=self.max_val,
+                    max_labelled=self.max_labelled, no_header=self.no_header)
 
     @property
     def teacher_form(self) -> Form:
@@ -80,6 +82,7 @@ def widget_values(cfg: RunConfig) -> dict:
             "uploaded": d.dataset if upload else "", "text_col": d.text_column or AUTO,
             "label_col": d.label_column or AUTO, "no_header": d.header is False,
             "max_train": d.max_train_examples or 0, "max_val": d.max_validation_examples or 0,
+            "max_labelled": d.max_labelled_examples or 0,
             "teacher_mode": LOAD if t.pretrained else FINE_TUNE, "backbone": t.backbone,
             "pretrained": t.pretrained or "", "teacher_epochs": t.epochs, "seed": cfg.seed}
 
@@ -104,6 +107,7 @@ def data_config(v: dict) -> DataConfig:
         label_column=None if label_col in (None, "", AUTO) else label_col,
         max_train_examples=none_if_zero(v["max_train"]),
         max_validation_examples=none_if_zero(v["max_val"]),
+        max_labelled_examples=none_if_zero(v.get("max_labelled")),
         header=False if v.get("no_header") else "auto")
 
 
@@ -155,6 +159,10 @@ def build(defaults: RunConfig) -> DataTab:
                                       minimum=0, label="Training examples (0 = all)")
                 max_val = gr.Number(defaults.data.max_validation_examples or 0, precision=0,
                                     minimum=0, label="Validation examples (0 = all)")
+                max_labelled = gr.Number(
+                    defaults.data.max_labelled_examples or 0, precision=0, minimum=0,
+                    label="Labelled examples (0 = all)",
+                    info="the other training texts are unlabelled: only the teacher labels them")
                 seed = gr.Number(defaults.seed, precision=0, minimum=0,
                                  label="Seed (split, teacher, augmentation, student)")
             load_btn = gr.Button("Load and inspect data", variant="secondary",
@@ -188,7 +196,7 @@ def build(defaults: RunConfig) -> DataTab:
         with gr.Column(scale=3):
             teacher_status = gr.Markdown("No teacher yet.", elem_id="kd-teacher-status")
     return DataTab(source, dataset, upload, uploaded, text_col, label_col, no_header,
-                   max_train, max_val,
+                   max_train, max_val, max_labelled,
                    seed, load_btn, msg, summary, balance, samples, teacher_mode, backbone,
                    pretrained, teacher_epochs, teacher_btn, teacher_msg, teacher_status)
 
@@ -223,14 +231,17 @@ def inspect_data(cfg: DataConfig, seed: int):
     balance = pd.DataFrame({
         "label": task.label_names,
         "train": [bal["train"][n] for n in task.label_names],
-        "train %": [f"{bal['train'][n] / max(1, n_tr):.1%}" for n in task.label_names],
+        "train %": [f"{bal['train'][n] / max(1, n_tr - task.unlabelled):.1%}"
+                    for n in task.label_names],
         "validation": [bal["validation"][n] for n in task.label_names],
     })
-    rows = [(t[:300], task.label_names[int(y)])
+    rows = [(t[:300], task.label_name(y))
             for t, y in zip(task.train.texts[:8], task.train.labels[:8], strict=False)]
     samples = pd.DataFrame(rows, columns=["text", "label"])
     notes = "".join(f"\n- {n}" for n in task.notes)
-    summary = (f"**{studio.dataset_title(cfg.dataset)}**: {n_tr:,} training and {n_va:,} validation rows · "
+    unl = f" ({task.unlabelled:,} unlabelled)" if task.unlabelled else ""
+    summary = (f"**{studio.dataset_title(cfg.dataset)}**: {n_tr:,} training{unl} and "
+               f"{n_va:,} validation rows · "
                f"text column `{task.text_column}` · label column `{task.label_column}` · "
                f"{task.num_labels} labels: {', '.join(f'`{n}`' for n in task.label_names)}"
                f"{notes}")
@@ -344,8 +355,8 @@ def wire(t: DataTab, defaults: RunConfig, run_dd: gr.Dropdown, watch: gr.State,
     on(t.load_btn.click, load_data, t.data_form + t.seed_form, data_outs, t.msg,
        api_name="load_data")
     on(t.upload.upload, on_upload,
-       Form(path=t.upload, max_train=t.max_train, max_val=t.max_val, seed=t.seed,
-            no_header=t.no_header),
+       Form(path=t.upload, max_train=t.max_train, max_val=t.max_val,
+            max_labelled=t.max_labelled, seed=t.seed, no_header=t.no_header),
        data_outs, t.msg, admin=admin, api_name="upload_data")
     on(t.teacher_btn.click, functools.partial(start_teacher, defaults),
        t.data_form + t.teacher_form + t.seed_form, [t.teacher_msg, run_dd, watch],
