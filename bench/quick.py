@@ -1,0 +1,131 @@
+"""Measure the Quick demo as a user meets it: the ``quick`` preset, cold, end to end.
+
+    KDSTUDIO_DATA_DIR=../shared/data python bench/quick.py --seeds 3
+
+Each seed is one ``python -m kdstudio run --config quick --set seed=<k>`` in a fresh process
+with empty runs and cache folders, so every run is cold: it fine-tunes its teacher, tags,
+augments and labels its transfer set, trains the students, quantizes and compares. Accuracy
+is on all 872 SST-2 validation sentences. Writes ``bench/results/quick.json``: per model its
+accuracy over the seeds, the wall time of each run, the machine, and the issue's targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+#: Rows of a run's results.json, in the order the table shows them.
+KINDS = ("teacher", "student:baseline", "student:distilled", "student-onnx", "student-int8")
+TARGETS = {"over_baseline": 4.0, "below_teacher": 3.0, "int8_vs_fp32": 0.5, "seconds": 240.0}
+
+
+def one_run(seed: int, work: Path, sets: list[str], config: str = "quick") -> dict:
+    """One cold Quick demo in its own process; its results and its wall time."""
+    runs, cache = work / f"runs-{seed}", work / f"cache-{seed}"
+    env = {**os.environ, "KDSTUDIO_CACHE_DIR": str(cache)}
+    cmd = [sys.executable, "-m", "kdstudio", "--runs-dir", str(runs), "run", "--config",
+           config, "--set", f"seed={seed}", *[a for s in sets for a in ("--set", s)]]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.exit(f"seed {seed} failed:\n{proc.stderr[-3000:]}")
+    (run_dir,) = [p for p in runs.iterdir() if p.is_dir() and not p.name.startswith("_")]
+    res = json.loads((run_dir / "results.json").read_text())
+    stages = {}
+    for line in (run_dir / "events.jsonl").read_text().splitlines():
+        e = json.loads(line)
+        if e["kind"] == "stage_finished":
+            stages[e["stage"]] = e["seconds"]
+    return {"seed": seed, "seconds": round(seconds, 1), "stages": stages,
+            "environment": res["environment"],
+            "rows": {r["kind"]: {"name": r["name"], "accuracy": r["accuracy"]}
+                     for r in res["rows"]}}
+
+
+def cpu_flags() -> list[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+    return [f for f in wanted if f in line.split()]
+
+
+def summarise(runs: list[dict]) -> dict:
+    models = []
+    for kind in KINDS:
+        accs = [100 * r["rows"][kind]["accuracy"] for r in runs if kind in r["rows"]]
+        if not accs:
+            continue
+        models.append({"kind": kind, "name": runs[0]["rows"][kind]["name"],
+                       "accuracy_mean": round(statistics.mean(accs), 2),
+                       "accuracy_sd": round(statistics.stdev(accs), 2) if len(accs) > 1
+                       else None,
+                       "accuracies": [round(a, 2) for a in accs]})
+    acc = {m["kind"]: m["accuracy_mean"] for m in models}
+    seconds = runs[0]["seconds"]
+    checks = {
+        "distilled >= baseline + 4.0": acc["student:distilled"] - acc["student:baseline"],
+        "distilled >= teacher - 3.0": acc["student:distilled"] - acc["teacher"],
+        "int8 within 0.5 of fp32": acc["student-int8"] - acc["student-onnx"],
+        "one cold run <= 240 s": seconds,
+    }
+    met = {
+        "distilled >= baseline + 4.0": checks["distilled >= baseline + 4.0"]
+        >= TARGETS["over_baseline"],
+        "distilled >= teacher - 3.0": checks["distilled >= teacher - 3.0"]
+        >= -TARGETS["below_teacher"],
+        "int8 within 0.5 of fp32": abs(checks["int8 within 0.5 of fp32"])
+        <= TARGETS["int8_vs_fp32"],
+        "one cold run <= 240 s": seconds <= TARGETS["seconds"],
+    }
+    return {"models": models, "total_seconds": seconds,
+            "total_seconds_per_seed": [r["seconds"] for r in runs],
+            "stage_seconds_per_seed": [r["stages"] for r in runs],
+            "targets": {k: {"value": round(v, 2), "met": met[k]} for k, v in checks.items()}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--config", default="quick", help="a preset name or a YAML file")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=1)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a preset setting in every run")
+    ap.add_argument("--out", default=str(ROOT / "results" / "quick.json"))
+    args = ap.parse_args(argv)
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="kd-quick-") as d:
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            runs.append(one_run(seed, Path(d), args.set, args.config))
+            r = runs[-1]
+            print(f"seed {seed}: {r['seconds']:.0f} s; " + ", ".join(
+                f"{k} {100 * v['accuracy']:.2f}" for k, v in r["rows"].items()), flush=True)
+    out = {"command": "python bench/quick.py " + shlex.join(argv if argv is not None
+                                                            else sys.argv[1:]),
+           "date": time.strftime("%Y-%m-%d"),
+           "machine": {**runs[0]["environment"], "cpu_flags": cpu_flags()},
+           "seeds": [r["seed"] for r in runs],
+           **summarise(runs), "runs": runs}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    for m in out["models"]:
+        print(f"{m['name']}: {m['accuracy_mean']:.2f} ({', '.join(map(str, m['accuracies']))})")
+    for k, v in out["targets"].items():
+        print(f"{'met    ' if v['met'] else 'MISSED '} {k}: {v['value']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
