@@ -52,16 +52,6 @@ def one_run(seed: int, work: Path, sets: list[str], config: str = "quick") -> di
                      for r in res["rows"]}}
 
 
-def cpu_flags() -> list[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
-    return [f for f in wanted if f in line.split()]
-
-
 def summarise(runs: list[dict]) -> dict:
     models = []
     for kind in KINDS:
@@ -115,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     out = {"command": "python bench/quick.py " + shlex.join(argv if argv is not None
                                                             else sys.argv[1:]),
            "date": time.strftime("%Y-%m-%d"),
-           "machine": {**runs[0]["environment"], "cpu_flags": cpu_flags()},
+           "machine": runs[0]["environment"],
            "seeds": [r["seed"] for r in runs],
            **summarise(runs), "runs": runs}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

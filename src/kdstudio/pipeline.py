@@ -12,7 +12,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import platform
 import time
 import traceback
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from . import runs as R
 from .config import RunConfig
 from .data import DataError, TaskData, load_task
 from .files import atomic_path
+from .machine import cpu_description, environment
 from .progress import Progress, StopRequested
 from .runs import Run
 
@@ -367,30 +367,12 @@ def stage_compare(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
         f"# Results: {run.id}\n\nValidation set: {task.source} ({len(texts)} sentences). "
         f"Timing: {results['timing']['what']}; {results['timing']['latency']}; throughput at "
         f"{results['timing']['throughput']}; ONNX Runtime rows "
-        f"{results['timing']['onnx_rows']}. Machine: {results['environment']['cpu']}, "
-        f"{results['environment']['threads']} threads.\n\n{md}")
+        f"{results['timing']['onnx_rows']}. Machine: "
+        f"{cpu_description(results['environment'])}, {results['environment']['threads']} "
+        f"threads.\n\n{md}")
     for name, fig in figures(rows).items():
         fig.write_html(run.file(f"{name}.html"), include_plotlyjs="directory")
     return {"rows": len(rows), "table": md}
-
-
-def environment(threads: int | None = None) -> dict:
-    import onnxruntime
-    import torch
-    import transformers
-
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "threads": threads or torch.get_num_threads(),
-            "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
-            "transformers": transformers.__version__, "python": platform.python_version(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
 STAGE_FUNCS = {"teacher": stage_teacher, "augment": stage_augment, "student": stage_student,

@@ -8,6 +8,7 @@ page reload, a second browser or a restarted server sees the same state. The UI'
 to this package only.
 """
 
+from ..machine import cpu_description as cpu_description  # re-exported for the UI
 from .access import admin_key_required, check_admin
 from .errors import UserInputError
 from .export import export_files, model_card

@@ -14,6 +14,7 @@ from string import Template
 
 from .. import runs as R
 from ..files import atomic_path
+from ..machine import cpu_description
 from ..runs import Run
 from .runviews import runs_root, teacher_metrics
 from .tables import finished_results, ratio
@@ -39,7 +40,7 @@ def model_card(run: Run) -> str:
                     f"{ratio(s8.get('size_ratio'))} smaller on disk and "
                     f"{ratio(s8.get('speedup_b1'))} faster at batch 1 on this machine.\n\n")
     env, timing = res.get("environment", {}), res.get("timing", {})
-    limit = cfg.data.max_train_examples
+    limit, labelled = cfg.data.max_train_examples, cfg.data.max_labelled_examples
     return _template("model_card.md").substitute(
         teacher_src=_model_name(cfg.teacher.pretrained or cfg.teacher.backbone),
         run_id=run.id,
@@ -57,10 +58,12 @@ def model_card(run: Run) -> str:
         p_pos=f"{ac.p_pos:g}", p_ng=f"{ac.p_ng:g}", dataset=res.get("dataset"),
         label_list=", ".join(res.get("label_names", [])),
         validation_size=res.get("validation_size"),
-        train_limit=f"; at most {limit:,} training sentences" if limit else "",
+        train_limit=(f"; at most {limit:,} training sentences" if limit else "")
+        + (f"; gold labels for {labelled:,} training sentences, the teacher's for the rest"
+           if labelled else ""),
         table=markdown_table(res["rows"]), timing_what=timing.get("what", ""),
         timing_latency=timing.get("latency", ""),
-        timing_throughput=timing.get("throughput", ""), cpu=env.get("cpu", "?"),
+        timing_throughput=timing.get("throughput", ""), cpu=cpu_description(env),
         threads=env.get("threads", "?"), torch=env.get("torch", "?"),
         onnxruntime=env.get("onnxruntime", "?"), max_length=sc.max_length,
         labels=json.dumps(res.get("label_names", [])))

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..machine import cpu_description
+
 #: bench/results/sst2.json of the checkout the studio runs from (a Space is a checkout).
 REFERENCE = Path(__file__).resolve().parents[3] / "bench" / "results" / "sst2.json"
 
@@ -22,7 +24,7 @@ def reference_title(ref: dict) -> str:
     env = ref.get("environment", {})
     return (f"Reference benchmark: SST-2 validation ({ref.get('validation_size')} sentences), "
             f"{len(ref.get('seeds', []))} student seeds, run {str(ref.get('date', ''))[:10]} "
-            f"on {env.get('cpu', '?')} ({env.get('cores', '?')} cores)")
+            f"on {cpu_description(env)}, {env.get('cores', '?')} cores")
 
 
 def reference_table(ref: dict) -> list[dict[str, Any]]:

@@ -38,8 +38,11 @@ def quick_demo():
     """Outputs: header message, run dropdown, watch state, tabs."""
     cfg = defaults()
     run = studio.start_run(cfg)
+    d = cfg.data
+    labelled = f", {d.max_labelled_examples:,} of them labelled" if d.max_labelled_examples else ""
     return (ok_md(f"Quick demo started as run {run.id}: the whole pipeline on "
-                  f"{cfg.data.max_train_examples or 'all'} SST-2 sentences. Progress below."),
+                  f"{f'{d.max_train_examples:,}' if d.max_train_examples else 'all'} SST-2 "
+                  f"training sentences{labelled}. Progress below."),
             gr.update(choices=studio.run_choices(), value=run.id), run.id,
             gr.Tabs(selected="distill"))
 

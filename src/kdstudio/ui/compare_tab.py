@@ -157,7 +157,7 @@ def show_results(v: dict):
               + (f"; ONNX Runtime rows {html.escape(timing['onnx_rows'])}"
                  if timing.get("onnx_rows") else "")
               + ". Machine: "
-              f"{html.escape(str(env.get('cpu', '?')))}, {env.get('threads', '?')} threads"
+              f"{html.escape(studio.cpu_description(env))}, {env.get('threads', '?')} threads"
               f"{', GPU ' + html.escape(env['cuda']) if env.get('cuda') else ''}.</span>")
     return (header, pd.DataFrame(studio.comparison_table(res)), figs["accuracy_latency"],
             figs["size"], pd.DataFrame(studio.seed_table(res)), gr.update(visible=False))
