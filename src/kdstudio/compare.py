@@ -8,6 +8,7 @@ at a fixed batch size over the whole validation set.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,9 +34,30 @@ class Predictor:
     params: int
     size_bytes: int
     backend: str
+    #: ``with_threads(n)`` → a ``run`` that uses n intra-op threads (None: fixed settings).
+    with_threads: Callable[[int], Callable[[Any], np.ndarray]] | None = None
 
     def predict(self, texts: list[str]) -> np.ndarray:
         return self.run(self.encode(texts))
+
+
+def _torch_threads(run: Callable[[Any], np.ndarray]) -> Callable[[int], Callable]:
+    def with_threads(n: int) -> Callable[[Any], np.ndarray]:
+        def run_n(x):
+            torch.set_num_threads(n)
+            return run(x)
+        return run_n
+    return with_threads
+
+
+def _onnx_threads(path: Path, call: Callable[[Any, Any], np.ndarray]) -> Callable[[int], Callable]:
+    sessions: dict[int, Any] = {}
+
+    def with_threads(n: int) -> Callable[[Any], np.ndarray]:
+        if n not in sessions:
+            sessions[n] = session(path, n)
+        return lambda x: call(sessions[n], x)
+    return with_threads
 
 
 def dir_size(paths: list[Path]) -> int:
@@ -55,7 +77,7 @@ def teacher_predictor(teacher: Teacher, weights_dir: Path | None = None) -> Pred
 
     size = dir_size(list(Path(weights_dir).glob("*.safetensors"))) if weights_dir else 0
     return Predictor("teacher", "teacher", encode, run, teacher.num_parameters(), size,
-                     "pytorch")
+                     "pytorch", _torch_threads(run))
 
 
 def student_predictor(name: str, student_dir: Path, tokenizer, max_length: int) -> Predictor:
@@ -69,7 +91,8 @@ def student_predictor(name: str, student_dir: Path, tokenizer, max_length: int) 
         return model(ids).numpy()
 
     return Predictor(name, "student", encode, run, num_parameters(model),
-                     dir_size([student_dir / "model.safetensors"]), "pytorch")
+                     dir_size([student_dir / "model.safetensors"]), "pytorch",
+                     _torch_threads(run))
 
 
 def onnx_student_predictor(name: str, kind: str, onnx_path: Path, vocab: StudentVocab,
@@ -79,7 +102,7 @@ def onnx_student_predictor(name: str, kind: str, onnx_path: Path, vocab: Student
     return Predictor(
         name, kind, lambda texts: vocab.encode(tokenizer, texts, max_length),
         lambda ids: run_student_onnx(sess, ids), params, onnx_path.stat().st_size,
-        "onnxruntime")
+        "onnxruntime", None if threads else _onnx_threads(onnx_path, run_student_onnx))
 
 
 def onnx_teacher_predictor_from(onnx_path: Path, tokenizer, max_length: int, params: int,
@@ -95,8 +118,12 @@ def onnx_teacher_predictor_from(onnx_path: Path, tokenizer, max_length: int, par
         return {"input_ids": enc["input_ids"].astype(np.int64),
                 "attention_mask": enc["attention_mask"].astype(np.int64)}
 
-    return Predictor(name, kind, encode, lambda feeds: sess.run(["logits"], feeds)[0],
-                     params, onnx_path.stat().st_size, "onnxruntime")
+    def call(sess, feeds):
+        return sess.run(["logits"], feeds)[0]
+
+    return Predictor(name, kind, encode, lambda feeds: call(sess, feeds),
+                     params, onnx_path.stat().st_size, "onnxruntime",
+                     None if threads else _onnx_threads(onnx_path, call))
 
 
 @dataclass(frozen=True)
@@ -112,12 +139,35 @@ class Timing:
     seed: int = 0
     min_seconds: float = 0.0
     max_passes: int = 1
+    #: Thread counts tried per batch size, the fastest kept; () keeps each model's own.
+    threads: tuple[int, ...] = ()
 
     @classmethod
     def from_config(cls, cc, seed: int = 0, latency_samples: int | None = None) -> Timing:
-        """From a :class:`~kdstudio.config.CompareConfig`."""
+        """From a :class:`~kdstudio.config.CompareConfig`: without ``threads`` set, one
+        thread and all cores are tried (which wins depends on the CPU and the batch)."""
+        tried = () if cc.threads else tuple(sorted({1, os.cpu_count() or 1}))
         return cls(latency_samples or cc.latency_samples, cc.warmup, cc.throughput_batch_size,
-                   seed, cc.throughput_min_seconds, cc.throughput_max_passes)
+                   seed, cc.throughput_min_seconds, cc.throughput_max_passes, tried)
+
+
+def fastest_run(p: Predictor, inputs: list, threads: tuple[int, ...], rounds: int = 2
+                ) -> tuple[Callable[[Any], np.ndarray], int | None]:
+    """The ``run`` (and its thread count) that gets through ``inputs`` fastest; rounds
+    alternate between the settings so that a busy moment does not decide."""
+    if len(threads) < 2 or p.with_threads is None:
+        return p.run, None
+    runs = {n: p.with_threads(n) for n in threads}
+    best = dict.fromkeys(threads, float("inf"))
+    for _ in range(rounds):
+        for n, run in runs.items():
+            run(inputs[0])  # warm-up (a new session's first call is slow)
+            t0 = time.perf_counter()
+            for x in inputs:
+                run(x)
+            best[n] = min(best[n], time.perf_counter() - t0)
+    n = min(best, key=best.get)
+    return runs[n], n
 
 
 def measure(p: Predictor, texts: list[str], labels: np.ndarray | None,
@@ -129,6 +179,7 @@ def measure(p: Predictor, texts: list[str], labels: np.ndarray | None,
     latency_samples, warmup, batch_size, seed, min_seconds, max_passes = (
         timing.latency_samples, timing.warmup, timing.batch_size, timing.seed,
         timing.min_seconds, timing.max_passes)
+    torch_threads = torch.get_num_threads()
     pred = logits = None
     if labels is not None:
         logits = np.concatenate([p.predict(texts[s:s + batch_size])
@@ -139,23 +190,29 @@ def measure(p: Predictor, texts: list[str], labels: np.ndarray | None,
     n = min(latency_samples, len(texts))
     pick = rng.choice(len(texts), n, replace=False) if n < len(texts) else np.arange(n)
     singles = [p.encode([texts[i]]) for i in pick]
+    run_b1, threads_b1 = fastest_run(p, singles[:50], timing.threads)
     for i in range(min(warmup, n)):
-        p.run(singles[i % n])
+        run_b1(singles[i % n])
     times = np.empty(n)
     for i, x in enumerate(singles):
         t0 = time.perf_counter()
-        p.run(x)
+        run_b1(x)
         times[i] = time.perf_counter() - t0
-    # Throughput at batch_size over the whole set (one warm-up batch first).
-    batches = [p.encode(texts[s:s + batch_size]) for s in range(0, len(texts), batch_size)]
-    p.run(batches[0])
+    # Throughput at batch_size over the whole set, in length buckets (sentences sorted by
+    # length, so a batch pads little), the same for every model.
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i].split()))
+    batches = [p.encode([texts[i] for i in order[s:s + batch_size]])
+               for s in range(0, len(texts), batch_size)]
+    run_b32, threads_b32 = fastest_run(p, batches[::4], timing.threads)
+    run_b32(batches[0])
     passes: list[float] = []
     while not passes or (sum(passes) < min_seconds and len(passes) < max_passes):
         t0 = time.perf_counter()
         for b in batches:
-            p.run(b)
+            run_b32(b)
         passes.append(time.perf_counter() - t0)
     total = float(np.median(passes))
+    torch.set_num_threads(torch_threads)
     return {
         "name": p.name, "kind": p.kind, "backend": p.backend,
         "accuracy": None if pred is None else float((pred == labels).mean()),
@@ -171,6 +228,8 @@ def measure(p: Predictor, texts: list[str], labels: np.ndarray | None,
         "throughput_per_s": float(len(texts) / total),
         "b32_total_s": float(total),
         "throughput_passes": len(passes),
+        "threads_b1": threads_b1,
+        "threads_b32": threads_b32,
         "_pred": pred,
         "_logits": logits,
     }
@@ -213,8 +272,8 @@ def add_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     head = ("| model | accuracy | agreement | params | size (MB) | p50 b1 (ms) | p95 b1 (ms) "
-            "| throughput b32 (/s) | speed-up b1 | size ratio |")
-    lines = [head, "|" + "---|" * 10]
+            "| throughput b32 (/s) | speed-up b1 | size ratio | threads b1/b32 |")
+    lines = [head, "|" + "---|" * 11]
     for r in rows:
         agree = "—" if r.get("agreement_with_teacher") is None else \
             f"{100 * r['agreement_with_teacher']:.1f}%"
@@ -222,7 +281,8 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             f"| {r['name']} | {100 * r['accuracy']:.2f}% | {agree} | {r['params'] / 1e6:.2f}M "
             f"| {r['size_mb']:.2f} | {r['latency_b1_ms_p50']:.3f} | "
             f"{r['latency_b1_ms_p95']:.3f} | {r['throughput_per_s']:.0f} | "
-            f"{r.get('speedup_b1', 1.0):.1f}x | {r.get('size_ratio') or 0:.1f}x |")
+            f"{r.get('speedup_b1', 1.0):.1f}x | {r.get('size_ratio') or 0:.1f}x | "
+            f"{r.get('threads_b1') or '—'}/{r.get('threads_b32') or '—'} |")
     return "\n".join(lines) + "\n"
 
 

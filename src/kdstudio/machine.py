@@ -20,11 +20,8 @@ def cpu_description(env: dict) -> str:
     return f"{env.get('cpu', '?')}" + (f" ({', '.join(flags)})" if flags else "")
 
 
-def environment(threads: int | None = None) -> dict:
-    import onnxruntime
-    import torch
-    import transformers
-
+def cpu_info() -> tuple[str, list[str]]:
+    """(the CPU's model name, the instruction sets of CPU_FEATURES it has)."""
     cpu, flags = platform.processor() or "unknown", set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -36,7 +33,16 @@ def environment(threads: int | None = None) -> dict:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cpu_flags": [name for name, f in CPU_FEATURES if f & flags],
+    return cpu, [name for name, f in CPU_FEATURES if f & flags]
+
+
+def environment(threads: int | None = None) -> dict:
+    import onnxruntime
+    import torch
+    import transformers
+
+    cpu, flags = cpu_info()
+    return {"cpu": cpu, "cpu_flags": flags,
             "cores": os.cpu_count(), "threads": threads or torch.get_num_threads(),
             "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
             "transformers": transformers.__version__, "python": platform.python_version(),

@@ -356,8 +356,11 @@ def stage_compare(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
                           "latency": f"batch 1, {rows[0]['latency_samples']} validation "
                                      f"sentences after {cc.warmup} warm-up calls",
                           "throughput": f"batch {cc.throughput_batch_size}, whole validation "
-                                        f"set, median of up to {cc.throughput_max_passes} "
-                                        "passes",
+                                        "set in length buckets, median of up to "
+                                        f"{cc.throughput_max_passes} passes",
+                          "threads": (f"{cc.threads} per model" if cc.threads else
+                                      "the faster of 1 and all cores, per model and batch "
+                                      "size"),
                           "onnx_rows": "each in a fresh process" if cc.isolate_onnx
                           else "in this process, after the PyTorch rows"},
                "environment": environment(cc.threads)}

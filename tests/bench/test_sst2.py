@@ -243,3 +243,18 @@ def test_parallel_students_then_timing_one_run_at_a_time(tiny_config, tmp_path, 
     seeds = [json.loads((Path(p) / R.STUDENTS_DIR / "distilled" / "student.json").read_text())
              ["config"]["seed"] for p in res["runs"]]
     assert seeds == [3, 4]
+
+
+@pytest.mark.parametrize(("fp32_ms", "met"), [(0.2, True), (0.1, True), (0.09, False)])
+def test_the_int8_guard_holds_int8_to_fp32_at_batch_1(sst2, fp32_ms, met):
+    def fp32_row(int8_row):
+        return {**int8_row, "kind": "student-onnx", "latency_b1_ms_p50": fp32_ms,
+                "size_mb": 11.0}
+
+    per_seed = [rows + [fp32_row(rows[-1])] for rows in (_seed_rows(0.885), _seed_rows(0.895))]
+    rows = sst2.summarise(per_seed, "mse")  # the int8 row runs at 0.1 ms
+    sst2.add_speedups(rows)
+    targets = sst2.check_targets(rows, 80 * 60, {})
+    assert len(targets) == 9
+    assert targets[-1]["target"] == "int8 not slower than fp32 at batch 1"
+    assert targets[-1]["met"] is met

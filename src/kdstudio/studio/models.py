@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 
 from .. import runs as R
+from ..machine import cpu_info
 from ..runs import Run
 from .cache import VersionedCache
 from .errors import UserInputError
-from .runviews import teacher_metrics
+from .runviews import read_results, teacher_metrics
 
 #: Texts typed into the studio are cut to this many characters: the models read at most
 #: ``max_length`` tokens anyway, and a megabyte of text must not tie up a CPU core.
@@ -91,12 +92,21 @@ def _load_models(run: Run) -> RunModels:
         _, vocab, meta = load_student(sdir)
         int8 = run.file(R.ONNX_DIR) / "distilled.int8.onnx"
         if int8.exists():
-            # One thread: a single sentence gains little from more, and multi-threaded calls
-            # beside PyTorch sometimes run slower (docs/decisions.md).
             preds["student-int8"] = onnx_student_predictor(
                 "student int8", "student-int8", int8, vocab, teacher.tokenizer, L,
-                meta["params"], threads=1)
+                meta["params"], threads=live_threads(run, "student-int8"))
     return RunModels(teacher, preds, list(teacher.label_names), vocab, L)
+
+
+def live_threads(run: Run, kind: str) -> int:
+    """Threads for one sentence at a time: what the compare stage measured fastest at batch
+    1 for ``kind`` on this CPU, else one (a single sentence gains little from more, and
+    multi-threaded calls beside PyTorch sometimes run slower: docs/decisions.md)."""
+    res = read_results(run) or {}
+    if res.get("environment", {}).get("cpu") != cpu_info()[0]:
+        return 1  # measured on another machine
+    row = next((r for r in res.get("rows", []) if r.get("kind") == kind), {})
+    return int(row.get("threads_b1") or 1)
 
 
 def teacher_for(run: Run):
