@@ -190,7 +190,7 @@ def measure(p: Predictor, texts: list[str], labels: np.ndarray | None,
     n = min(latency_samples, len(texts))
     pick = rng.choice(len(texts), n, replace=False) if n < len(texts) else np.arange(n)
     singles = [p.encode([texts[i]]) for i in pick]
-    run_b1, threads_b1 = fastest_run(p, singles[:50], timing.threads)
+    run_b1, threads_b1 = fastest_run(p, singles[:30], timing.threads)
     for i in range(min(warmup, n)):
         run_b1(singles[i % n])
     times = np.empty(n)
@@ -203,7 +203,7 @@ def measure(p: Predictor, texts: list[str], labels: np.ndarray | None,
     order = sorted(range(len(texts)), key=lambda i: len(texts[i].split()))
     batches = [p.encode([texts[i] for i in order[s:s + batch_size]])
                for s in range(0, len(texts), batch_size)]
-    run_b32, threads_b32 = fastest_run(p, batches[::4], timing.threads)
+    run_b32, threads_b32 = fastest_run(p, batches[::8], timing.threads)
     run_b32(batches[0])
     passes: list[float] = []
     while not passes or (sum(passes) < min_seconds and len(passes) < max_passes):
