@@ -159,10 +159,9 @@ def build(defaults: RunConfig) -> DataTab:
                                       minimum=0, label="Training examples (0 = all)")
                 max_val = gr.Number(defaults.data.max_validation_examples or 0, precision=0,
                                     minimum=0, label="Validation examples (0 = all)")
-                max_labelled = gr.Number(
-                    defaults.data.max_labelled_examples or 0, precision=0, minimum=0,
-                    label="Labelled examples (0 = all)",
-                    info="the other training texts are unlabelled: only the teacher labels them")
+                # The texts beyond these are unlabelled: only the teacher labels them.
+                max_labelled = gr.Number(defaults.data.max_labelled_examples or 0, precision=0,
+                                         minimum=0, label="Labelled examples (0 = all)")
                 seed = gr.Number(defaults.seed, precision=0, minimum=0,
                                  label="Seed (split, teacher, augmentation, student)")
             load_btn = gr.Button("Load and inspect data", variant="secondary",
