@@ -1,21 +1,7 @@
 """The Quick-demo benchmark (bench/quick.py): its targets on made-up runs, and one real cold
 run of the tiny pipeline through the same subprocess path."""
 
-import importlib.util
 import json
-from pathlib import Path
-
-import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def quick():
-    spec = importlib.util.spec_from_file_location("bench_quick", ROOT / "bench" / "quick.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _run(seed, seconds, teacher, baseline, distilled, fp32, int8, int8_ms=0.1):

@@ -1,21 +1,12 @@
 """The SST-2 benchmark's bookkeeping (bench/sst2.py) on made-up measurements: a rendering
 bug must not surface after an hour-long run."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def sst2():
-    spec = importlib.util.spec_from_file_location("bench_sst2", ROOT / "bench" / "sst2.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _seed_rows(acc_aug: float) -> list[dict]:
