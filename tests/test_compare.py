@@ -65,3 +65,24 @@ def test_measure_isolated_builds_and_measures_in_another_process():
     for key in ("accuracy", "agreement_with_teacher", "params", "size_mb", "kind"):
         assert there[key] == here[key]
     assert (there["_pred"] == here["_pred"]).all()
+
+
+def test_fastest_run_keeps_the_thread_count_with_the_lowest_median_call():
+    import time
+
+    import numpy as np
+
+    from kdstudio.compare import Predictor, fastest_run
+
+    def with_threads(n):
+        def run(x):
+            time.sleep({1: 0.004, 2: 0.001}[n])
+            return np.zeros((1, 2))
+        return run
+
+    p = Predictor("m", "student", lambda t: t, with_threads(1), 1, 1, "test", with_threads)
+    run, n = fastest_run(p, [0] * 5, (1, 2))
+    assert n == 2 and run is not p.run
+    assert fastest_run(p, [0] * 5, (2,)) == (p.run, None)  # one setting: nothing to choose
+    fixed = Predictor("m", "student", lambda t: t, with_threads(1), 1, 1, "test")
+    assert fastest_run(fixed, [0] * 5, (1, 2)) == (fixed.run, None)  # compare.threads set

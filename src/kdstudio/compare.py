@@ -151,22 +151,22 @@ class Timing:
                    seed, cc.throughput_min_seconds, cc.throughput_max_passes, tried)
 
 
-def fastest_run(p: Predictor, inputs: list, threads: tuple[int, ...], rounds: int = 2
+def fastest_run(p: Predictor, inputs: list, threads: tuple[int, ...], rounds: int = 3
                 ) -> tuple[Callable[[Any], np.ndarray], int | None]:
-    """The ``run`` (and its thread count) that gets through ``inputs`` fastest; rounds
-    alternate between the settings so that a busy moment does not decide."""
+    """The ``run`` (and its thread count) with the lowest median call time on ``inputs``;
+    rounds alternate between the settings so that a busy moment does not decide."""
     if len(threads) < 2 or p.with_threads is None:
         return p.run, None
     runs = {n: p.with_threads(n) for n in threads}
-    best = dict.fromkeys(threads, float("inf"))
+    calls: dict[int, list[float]] = {n: [] for n in threads}
     for _ in range(rounds):
         for n, run in runs.items():
             run(inputs[0])  # warm-up (a new session's first call is slow)
-            t0 = time.perf_counter()
             for x in inputs:
+                t0 = time.perf_counter()
                 run(x)
-            best[n] = min(best[n], time.perf_counter() - t0)
-    n = min(best, key=best.get)
+                calls[n].append(time.perf_counter() - t0)
+    n = min(calls, key=lambda k: float(np.median(calls[k])))
     return runs[n], n
 
 
