@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from kdstudio.runs import Run
+
 ROOT = Path(__file__).resolve().parent
 #: Rows of a run's results.json, in the order the table shows them.
 KINDS = ("teacher", "student:baseline", "student:distilled", "student-onnx", "student-int8")
@@ -42,12 +44,9 @@ def one_run(seed: int, work: Path, sets: list[str], config: str = "quick") -> di
     if proc.returncode != 0:
         sys.exit(f"seed {seed} failed:\n{proc.stderr[-3000:]}")
     (run_dir,) = [p for p in runs.iterdir() if p.is_dir() and not p.name.startswith("_")]
-    res = json.loads((run_dir / "results.json").read_text())
-    stages = {}
-    for line in (run_dir / "events.jsonl").read_text().splitlines():
-        e = json.loads(line)
-        if e["kind"] == "stage_finished":
-            stages[e["stage"]] = e["seconds"]
+    run = Run(run_dir)
+    res = run.results()
+    stages = {e["stage"]: e["seconds"] for e in run.events("stage_finished")}
     return {"seed": seed, "seconds": round(seconds, 1), "stages": stages,
             "environment": res["environment"],
             "rows": {r["kind"]: {k: r.get(k) for k in ROW_KEYS} for r in res["rows"]}}
@@ -72,30 +71,23 @@ def summarise(runs: list[dict]) -> dict:
                        "accuracies": [round(a, 2) for a in accs]})
     acc = {m["kind"]: m["accuracy_mean"] for m in models}
     seconds = runs[0]["seconds"]
-    checks = {
-        "distilled >= baseline + 4.0": acc["student:distilled"] - acc["student:baseline"],
-        "distilled >= teacher - 3.0": acc["student:distilled"] - acc["teacher"],
-        "int8 within 0.5 of fp32": acc["student-int8"] - acc["student-onnx"],
-        "one cold run <= 240 s": seconds,
-    }
-    met = {
-        "distilled >= baseline + 4.0": checks["distilled >= baseline + 4.0"]
-        >= TARGETS["over_baseline"],
-        "distilled >= teacher - 3.0": checks["distilled >= teacher - 3.0"]
-        >= -TARGETS["below_teacher"],
-        "int8 within 0.5 of fp32": abs(checks["int8 within 0.5 of fp32"])
-        <= TARGETS["int8_vs_fp32"],
-        "one cold run <= 240 s": seconds <= TARGETS["seconds"],
-    }
+    over = acc["student:distilled"] - acc["student:baseline"]
+    below = acc["student:distilled"] - acc["teacher"]
+    int8 = acc["student-int8"] - acc["student-onnx"]
     # The guard on the int8 graph: on this machine, with the threads the compare stage chose,
     # it must not be slower than the fp32 graph at batch 1.
     slower = [r["seed"] for r in runs if _b1(r, "student-int8") > _b1(r, "student-onnx")]
-    checks["int8 not slower than fp32 at batch 1"] = len(slower)
-    met["int8 not slower than fp32 at batch 1"] = not slower
+    targets = {
+        "distilled >= baseline + 4.0": (over, over >= TARGETS["over_baseline"]),
+        "distilled >= teacher - 3.0": (below, below >= -TARGETS["below_teacher"]),
+        "int8 within 0.5 of fp32": (int8, abs(int8) <= TARGETS["int8_vs_fp32"]),
+        "one cold run <= 240 s": (seconds, seconds <= TARGETS["seconds"]),
+        "int8 not slower than fp32 at batch 1": (len(slower), not slower),
+    }
     return {"models": models, "total_seconds": seconds,
             "total_seconds_per_seed": [r["seconds"] for r in runs],
             "stage_seconds_per_seed": [r["stages"] for r in runs],
-            "targets": {k: {"value": round(v, 2), "met": met[k]} for k, v in checks.items()}}
+            "targets": {k: {"value": round(v, 2), "met": ok} for k, (v, ok) in targets.items()}}
 
 
 def main(argv: list[str] | None = None) -> int:
