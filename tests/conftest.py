@@ -103,7 +103,9 @@ def _isolated_env(tmp_path, monkeypatch):
 #: so that checks of accuracy, agreement and int8 parity read a model that predicts, not a
 #: constant guess (2e-3 for 3 epochs left the teacher at 0.5, every student at 0.5).
 SHARED_TEACHER_EPOCHS, SHARED_TEACHER_LR = 4, 5e-3
-SHARED_STUDENT = {"student.epochs": 3, "student.learning_rate": 1e-2}
+SHARED_STUDENT = {"student.epochs": 3, "student.learning_rate": 1e-2,
+                  "student.families": ["bilstm", "static"], "student.fasttext_baseline": True,
+                  "static.learning_rate": 1e-2}
 
 
 @pytest.fixture(scope="session")

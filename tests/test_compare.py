@@ -27,8 +27,9 @@ def test_latency_only_rows_skip_the_accuracy_pass():
     row = measure(_predictor(calls), TEXTS, None, None,
                   Timing(latency_samples=5, warmup=0, batch_size=5))
     assert row["accuracy"] is None and row["agreement_with_teacher"] is None
-    # 5 single calls, one warm-up batch, one timed pass: no prediction pass before them
-    assert calls == [1] * 5 + [5, 5]
+    # 5 single calls on encoded inputs, the same 5 end to end, one warm-up batch, one timed
+    # pass: no prediction pass before them
+    assert calls == [1] * 5 + [1] * 5 + [5, 5]
 
 
 def test_throughput_repeats_passes_up_to_the_limit():
@@ -36,7 +37,7 @@ def test_throughput_repeats_passes_up_to_the_limit():
     row = measure(_predictor(calls), TEXTS, None, None,
                   Timing(latency_samples=1, warmup=0, batch_size=5, min_seconds=60.0,
                          max_passes=3))
-    assert row["throughput_passes"] == 3 and calls == [1, 5, 5, 5, 5]
+    assert row["throughput_passes"] == 3 and calls == [1, 1, 5, 5, 5, 5]
 
 
 def _toy_predictor(name: str) -> Predictor:
@@ -86,3 +87,15 @@ def test_fastest_run_keeps_the_thread_count_with_the_lowest_median_call():
     assert fastest_run(p, [0] * 5, (2,)) == (p.run, None)  # one setting: nothing to choose
     fixed = Predictor("m", "student", lambda t: t, with_threads(1), 1, 1, "test")
     assert fastest_run(fixed, [0] * 5, (1, 2)) == (fixed.run, None)  # compare.threads set
+
+
+def test_pareto_front_keeps_the_models_nothing_beats_on_both():
+    from kdstudio.compare import pareto_front
+
+    def row(name, ms, acc):
+        return {"name": name, "latency_b1_e2e_ms_p50": ms, "accuracy": acc}
+
+    rows = [row("teacher", 8.0, 0.90), row("bilstm", 0.5, 0.88), row("slow-worse", 1.0, 0.85),
+            row("static", 0.05, 0.84), row("tie-slower", 0.05, 0.83), row("fast", 0.01, 0.80)]
+    front = [r["name"] for r in pareto_front(rows)]
+    assert front == ["fast", "static", "bilstm", "teacher"]

@@ -121,3 +121,18 @@ def test_switches_must_be_bools(key):
         RunConfig().with_overrides({key: "no"})
     with pytest.raises(ValueError, match=r"must be true or false, got 1"):
         RunConfig().with_overrides({key: 1})
+
+
+def test_student_families_are_checked_and_keep_the_bilstm():
+    from kdstudio.config import RunConfig
+    from kdstudio.families import REGISTRY
+
+    assert tuple(REGISTRY) == ("bilstm", "static")  # the names the config accepts
+    cfg = RunConfig().with_overrides({"student.families": ["static"]})
+    assert cfg.student.families == ["bilstm", "static"]
+    assert RunConfig().with_overrides({"student.families": "bilstm, static"}).student.families \
+        == ["bilstm", "static"]
+    with pytest.raises(ValueError, match="unknown student family 'lstm'; families: bilstm, "):
+        RunConfig().with_overrides({"student.families": ["lstm"]})
+    with pytest.raises(ValueError, match="static dropout"):
+        RunConfig().with_overrides({"static.dropout": 1.5})

@@ -43,7 +43,8 @@ def test_pyproject_declares_the_runtime_dependencies_requirements_pins():
     meta = tomllib.loads((REPO / "pyproject.toml").read_text())
     deps = meta["project"]["dependencies"]
     assert "torch==2.13.0" in deps
-    assert sorted(deps) == sorted(_runtime_requirements())
+    extras = [d for group in meta["project"]["optional-dependencies"].values() for d in group]
+    assert sorted(deps + extras) == sorted(_runtime_requirements())
     assert "assets/*" in meta["tool"]["setuptools"]["package-data"]["kdstudio"]
 
 

@@ -38,7 +38,8 @@ def test_end_to_end_writes_every_comparison_row(finished_run):
     res = finished_run.results()
     kinds = [r["kind"] for r in res["rows"]]
     assert kinds == ["teacher", "teacher-int8", "student:baseline", "student:distilled-noaug",
-                     "student:distilled", "student-onnx", "student-int8"]
+                     "student:distilled", "student:static", "student-onnx", "student-int8",
+                     "static-int8", "baseline:fasttext"]
     rows = _rows(finished_run)
     for r in res["rows"]:
         # Chance is 0.5; the weakest model here (the hard-label baseline) gets 0.875.
@@ -47,11 +48,13 @@ def test_end_to_end_writes_every_comparison_row(finished_run):
         assert r["params"] > 0 and r["size_mb"] > 0
         assert r["latency_b1_ms_p50"] > 0 and r["throughput_per_s"] > 0
         assert r["latency_b1_ms_p95"] >= r["latency_b1_ms_p50"]
+        assert r["latency_b1_e2e_ms_p50"] > 0
         assert "speedup_b1" in r and "size_ratio" in r
     teacher = res["rows"][0]
     assert teacher["agreement_with_teacher"] == 1.0 and teacher["speedup_b1"] == 1.0
-    int8 = res["rows"][-1]
-    fp32 = res["rows"][-2]
+    # Tokenising costs time: end to end is slower than the call alone for the teacher.
+    assert teacher["latency_b1_e2e_ms_p50"] > teacher["latency_b1_ms_p50"]
+    int8, fp32 = rows["student-int8"], rows["student-onnx"]
     assert int8["size_mb"] < 0.6 * fp32["size_mb"]  # tiny model: graph overhead weighs in
     # The ONNX fp32 student is the PyTorch one exported: the same answers on every sentence.
     for key in ("accuracy", "agreement_with_teacher"):
@@ -74,6 +77,27 @@ def test_quantize_stage_checks_parity(finished_run):
         assert q[name]["int8_agreement_with_fp32"] >= 0.95  # at most 2 of 40 flipped
         assert q[name]["int8_ops"]["DynamicQuantizeLSTM"] == 2  # forward and reverse
     assert q["teacher"]["int8_ops"]["MatMulInteger"] > 0
+    # The static student: its table is gathered from int8 rows, its two layers int8.
+    assert q["static"]["max_abs_diff_fp32_vs_torch"] <= 1e-4
+    assert q["static"]["int8_agreement_with_fp32"] >= 0.95
+    assert q["static"]["int8_ops"]["DequantizeLinear"] >= 1
+    assert q["static"]["int8_ops"]["MatMulInteger"] == 2
+    assert "DynamicQuantizeLSTM" not in q["static"]["int8_ops"]
+
+
+def test_every_family_and_the_fasttext_baseline_learn(finished_run):
+    """The static student trains on the soft labels of the whole transfer set; fastText on
+    the hard labels of the originals. Both predict far above chance (0.5)."""
+    students = _finished(finished_run, "student")["students"]
+    rows = _rows(finished_run)
+    assert rows["student:static"]["accuracy"] >= 0.8, rows["student:static"]
+    assert rows["static-int8"]["accuracy"] >= 0.8
+    assert students["static"]["steps"] > students["baseline"]["steps"]  # augmented rows too
+    assert students["fasttext"]["train_examples"] == 160  # the labelled training rows
+    assert rows["baseline:fasttext"]["accuracy"] == students["fasttext"]["val_accuracy"] >= 0.75
+    assert rows["baseline:fasttext"]["backend"] == "fasttext"
+    meta = json.loads((finished_run.path / R.STUDENTS_DIR / "static" / "student.json").read_text())
+    assert meta["family"] == "static" and meta["arch"]["family"] == "static"
 
 
 def test_onnx_students_predict_what_the_pytorch_student_predicts(finished_run):
@@ -274,7 +298,9 @@ def test_compare_times_onnx_rows_in_fresh_processes_when_asked(finished_run, tmp
     monkeypatch.setattr(compare, "measure_isolated", in_process)
     assert run_stages(run, ["compare"]) == "done"
     kinds = [r["kind"] for r in run.results()["rows"]]
-    onnx = [k for k in kinds if k in ("student-onnx", "student-int8", "teacher-int8")]
+    # Every row not run by PyTorch is built in a process of its own.
+    onnx = [k for k in kinds if k in ("student-onnx", "student-int8", "teacher-int8",
+                                      "static-int8", "baseline:fasttext")]
     assert "student-int8" in onnx
     assert built == (onnx if isolate else [])
     said = "each in a fresh process" if isolate else "in this process, after the PyTorch rows"

@@ -100,3 +100,26 @@ def test_student_exports_at_every_supported_opset(tmp_path, opset):
     with torch.no_grad():
         ref = m(torch.from_numpy(ids)).numpy()
     assert np.abs(run_student_onnx(session(path), ids) - ref).max() <= 1e-4
+
+
+def test_static_student_exports_and_quantizes_its_table(tmp_path):
+    from kdstudio.student import StaticClassifier
+
+    torch.manual_seed(0)
+    m = StaticClassifier(3000, 64, 32, 3, dropout=0.0).eval()
+    with torch.no_grad():
+        m.embedding.weight[0] = 0  # the padding row, as nn.Embedding(padding_idx=0) keeps it
+    fp32 = export_student(m, tmp_path / "static.onnx")
+    int8 = quantize_int8(fp32, tmp_path / "static.int8.onnx")
+    ops = check_quantized(int8, ("DequantizeLinear", "MatMulInteger"))
+    assert ops["MatMulInteger"] == 2 and "LSTM" not in op_counts(fp32)
+    ids = _ids(16, 12, 3)
+    with torch.no_grad():
+        ref = m(torch.from_numpy(ids)).numpy()
+    assert np.abs(run_student_onnx(session(fp32), ids) - ref).max() < 1e-5
+    y8 = run_student_onnx(session(int8), ids)
+    assert np.abs(y8 - ref).max() < 0.05 * (ref.max() - ref.min())
+    # The table is stored as int8: the file is about a quarter of fp32's.
+    assert int8.stat().st_size < 0.3 * fp32.stat().st_size
+    with pytest.raises(RuntimeError, match="no DynamicQuantizeLSTM"):
+        check_quantized(int8)

@@ -112,3 +112,35 @@ def test_a_student_saved_with_a_removed_pooling_is_refused(tmp_path):
     (tmp_path / "student.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="pools its states by 'max'.*train it again"):
         load_student(tmp_path)
+
+
+def test_static_student_averages_the_sentence_tokens_and_ignores_padding():
+    from kdstudio.student import StaticClassifier
+
+    torch.manual_seed(0)
+    m = StaticClassifier(50, 8, 6, 2, dropout=0.0).eval()
+    with torch.no_grad():
+        a = m(torch.tensor([[5, 6, 7]]))
+        b = m(torch.tensor([[5, 6, 7, 0, 0], [9, 9, 9, 9, 9]]))
+        swapped = m(torch.tensor([[7, 5, 6]]))
+        repeated = m(torch.tensor([[5, 6, 7, 5, 6, 7]]))
+        other = m(torch.tensor([[9, 9, 9]]))
+    assert torch.allclose(a[0], b[0], atol=1e-6)
+    # A mean of token vectors: order and repetition do not matter, the tokens do.
+    assert torch.allclose(a, swapped, atol=1e-6) and torch.allclose(a, repeated, atol=1e-6)
+    assert not torch.allclose(a, other)
+
+
+def test_students_of_each_family_round_trip(tmp_path):
+    from kdstudio.student import StaticClassifier
+
+    vocab = StudentVocab([10, 11, 12], 30, 1)
+    for model in (StaticClassifier(len(vocab), 8, 6, 2), BiLSTMClassifier(len(vocab), 8, 4, 6, 2)):
+        torch.manual_seed(1)
+        d = tmp_path / type(model).__name__
+        save_student(model.eval(), vocab, ["neg", "pos"], d)
+        loaded, _, meta = load_student(d)
+        assert type(loaded) is type(model)
+        ids = torch.tensor([[2, 3, 4, 0]])
+        with torch.no_grad():
+            assert torch.equal(loaded(ids), model(ids))

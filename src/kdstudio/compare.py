@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .quantize import run_student_onnx, session
-from .student import BiLSTMClassifier, StudentVocab, load_student, num_parameters
+from .student import StudentVocab, load_student, num_parameters
 from .teacher import Teacher
 
 
@@ -28,7 +28,9 @@ class Predictor:
     """A model behind one interface: ``encode(texts) -> inputs``, ``run(inputs) -> logits``."""
 
     name: str
-    kind: str  # "teacher" | "student" | "student-onnx" | "student-int8" | "teacher-int8"
+    #: "teacher", "teacher-int8", "student:<variant>", "student-onnx", "student-int8",
+    #: "<family>-int8", "baseline:<name>"
+    kind: str
     encode: Callable[[list[str]], Any]
     run: Callable[[Any], np.ndarray]
     params: int
@@ -198,6 +200,13 @@ def measure(p: Predictor, texts: list[str], labels: np.ndarray | None,
         t0 = time.perf_counter()
         run_b1(x)
         times[i] = time.perf_counter() - t0
+    # End to end, as a caller with a string pays: tokenising can cost more than a small
+    # model's call.
+    e2e = np.empty(n)
+    for i, k in enumerate(pick):
+        t0 = time.perf_counter()
+        run_b1(p.encode([texts[k]]))
+        e2e[i] = time.perf_counter() - t0
     # Throughput at batch_size over the whole set, in length buckets (sentences sorted by
     # length, so a batch pads little), the same for every model.
     order = sorted(range(len(texts)), key=lambda i: len(texts[i].split()))
@@ -222,6 +231,7 @@ def measure(p: Predictor, texts: list[str], labels: np.ndarray | None,
         "latency_b1_ms_p50": float(np.percentile(times, 50) * 1e3),
         "latency_b1_ms_p95": float(np.percentile(times, 95) * 1e3),
         "latency_b1_ms_mean": float(times.mean() * 1e3),
+        "latency_b1_e2e_ms_p50": float(np.percentile(e2e, 50) * 1e3),
         "latency_samples": int(n),
         "b1_total_s": float(times.sum()),
         "throughput_batch_size": batch_size,
@@ -265,6 +275,9 @@ def add_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         r.pop("_logits", None)
         if teacher is not None:
             r["speedup_b1"] = teacher["latency_b1_ms_p50"] / r["latency_b1_ms_p50"]
+            if teacher.get("latency_b1_e2e_ms_p50") and r.get("latency_b1_e2e_ms_p50"):
+                r["speedup_b1_e2e"] = (teacher["latency_b1_e2e_ms_p50"]
+                                       / r["latency_b1_e2e_ms_p50"])
             r["speedup_throughput"] = r["throughput_per_s"] / teacher["throughput_per_s"]
             r["size_ratio"] = (teacher["size_mb"] / r["size_mb"]) if r["size_mb"] else None
     return rows
@@ -272,36 +285,76 @@ def add_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     head = ("| model | accuracy | agreement | params | size (MB) | p50 b1 (ms) | p95 b1 (ms) "
-            "| throughput b32 (/s) | speed-up b1 | size ratio | threads b1/b32 |")
-    lines = [head, "|" + "---|" * 11]
+            "| p50 b1 end to end (ms) | throughput b32 (/s) | speed-up b1 | size ratio "
+            "| threads b1/b32 |")
+    lines = [head, "|" + "---|" * 12]
     for r in rows:
         agree = "—" if r.get("agreement_with_teacher") is None else \
             f"{100 * r['agreement_with_teacher']:.1f}%"
         lines.append(
             f"| {r['name']} | {100 * r['accuracy']:.2f}% | {agree} | {r['params'] / 1e6:.2f}M "
             f"| {r['size_mb']:.2f} | {r['latency_b1_ms_p50']:.3f} | "
-            f"{r['latency_b1_ms_p95']:.3f} | {r['throughput_per_s']:.0f} | "
+            f"{r['latency_b1_ms_p95']:.3f} | {_ms(r.get('latency_b1_e2e_ms_p50'))} | "
+            f"{r['throughput_per_s']:.0f} | "
             f"{r.get('speedup_b1', 1.0):.1f}x | {r.get('size_ratio') or 0:.1f}x | "
             f"{r.get('threads_b1') or '—'}/{r.get('threads_b32') or '—'} |")
     return "\n".join(lines) + "\n"
 
 
+def _ms(v: float | None) -> str:
+    return "—" if v is None else f"{v:.3f}"
+
+
+def role(row: dict[str, Any]) -> str:
+    """"teacher", "baseline" (trained without the teacher) or "student"."""
+    kind = row["kind"]
+    if kind.startswith("teacher"):
+        return "teacher"
+    return "baseline" if kind.startswith("baseline") or kind == "student:baseline" else "student"
+
+
+def pareto_front(rows: list[dict[str, Any]], x: str = "latency_b1_e2e_ms_p50"
+                 ) -> list[dict[str, Any]]:
+    """The rows no other row beats on both speed (lower ``x``) and accuracy, fastest first."""
+    pts = [r for r in rows if r.get(x) is not None and r.get("accuracy") is not None]
+    front = [r for r in pts if not any(
+        o[x] <= r[x] and o["accuracy"] >= r["accuracy"]
+        and (o[x] < r[x] or o["accuracy"] > r["accuracy"]) for o in pts)]
+    return sorted(front, key=lambda r: r[x])
+
+
 def figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Plotly figures: accuracy vs batch-1 latency (log x, bubble = size) and size bars."""
+    """Plotly figures: accuracy against batch-1 latency (log x, bubble = size, the Pareto
+    front drawn through the models nothing beats on both) and size bars. The latency is end
+    to end where rows have it (what a caller with a string pays), else the model call."""
     import plotly.graph_objects as go
 
+    x = ("latency_b1_e2e_ms_p50" if all(r.get("latency_b1_e2e_ms_p50") for r in rows)
+         else "latency_b1_ms_p50")
     sizes = np.array([max(r["size_mb"], 1e-3) for r in rows])
     bubble = 12 + 48 * np.sqrt(sizes / sizes.max())
+    symbols = {"teacher": "square", "student": "circle", "baseline": "diamond"}
     # One trace per model, named in the legend: labels printed beside close bubbles overlap.
-    scatter = go.Figure([go.Scatter(
-        x=[r["latency_b1_ms_p50"]], y=[100 * r["accuracy"]], mode="markers", name=r["name"],
-        marker={"size": [b], "sizemode": "diameter", "opacity": 0.75},
+    traces = [go.Scatter(
+        x=[r[x]], y=[100 * r["accuracy"]], mode="markers",
+        name=r["name"] + (" · baseline" if r.get("kind") and role(r) == "baseline" else ""),
+        marker={"size": [b], "sizemode": "diameter", "opacity": 0.75,
+                "symbol": symbols[role(r)] if r.get("kind") else "circle"},
         customdata=[[r["size_mb"], r["params"] / 1e6]],
         hovertemplate=f"{r['name']}<br>%{{y:.2f}}% at %{{x:.3f}} ms<br>%{{customdata[0]:.2f}}"
                       " MB, %{customdata[1]:.2f}M params<extra></extra>")
-        for r, b in zip(rows, bubble, strict=True)])
+        for r, b in zip(rows, bubble, strict=True)]
+    front = pareto_front(rows, x)
+    if len(front) > 1:
+        traces.append(go.Scatter(x=[r[x] for r in front], y=[100 * r["accuracy"] for r in front],
+                                 mode="lines", name="Pareto front (nothing both faster and "
+                                 "more accurate)", line={"dash": "dash", "color": "#555"},
+                                 hoverinfo="skip"))
+    scatter = go.Figure(traces)
+    what = "end to end (tokenise + call)" if x == "latency_b1_e2e_ms_p50" else "model call"
     scatter.update_layout(title="Accuracy against batch-1 latency (bubble = size on disk)",
-                          xaxis={"type": "log", "title": "p50 latency at batch 1 (ms, log)"},
+                          xaxis={"type": "log", "title": f"p50 latency at batch 1, {what} "
+                                                         "(ms, log)"},
                           yaxis={"title": "validation accuracy (%)"}, template="plotly_white",
                           legend={"orientation": "h", "y": -0.25})
     bars = go.Figure(go.Bar(x=[r["name"] for r in rows], y=[r["size_mb"] for r in rows],
@@ -312,7 +365,7 @@ def figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"accuracy_latency": scatter, "size": bars}
 
 
-def load_students(run_dir: Path) -> dict[str, tuple[BiLSTMClassifier, StudentVocab, dict]]:
+def load_students(run_dir: Path) -> dict[str, tuple[torch.nn.Module, StudentVocab, dict]]:
     out = {}
     for d in sorted((run_dir / "students").glob("*")):
         if (d / "model.safetensors").exists():

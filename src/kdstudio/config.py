@@ -308,6 +308,12 @@ class StudentConfig(_Section):
     #: Also train a student on the teacher's logits for the original sentences only (no
     #: augmented copies), to show what augmentation adds on top of soft labels.
     train_soft_no_aug: bool = False
+    #: Student families distilled on the transfer set (kdstudio.families): "bilstm" (Tang et
+    #: al., the studio's reference student, always trained) and "static" (token vectors
+    #: averaged into a small layer, as Model2Vec; settings in the ``static`` section).
+    families: list[str] = field(default_factory=lambda: ["bilstm"])
+    #: Also train fastText (supervised, hard labels only) as an outside baseline.
+    fasttext_baseline: bool = False
 
     @property
     def embeddings_frozen(self) -> bool:
@@ -347,6 +353,51 @@ class StudentConfig(_Section):
         _check_pos("grad_clip", self.grad_clip)
         if self.seed is not None:
             _check_int("student seed", self.seed, 0)
+        _check_bool("fasttext_baseline", self.fasttext_baseline)
+        self.families = _check_families(self.families)
+
+
+#: The student families the engine can train (kdstudio.families holds how).
+FAMILIES = ("bilstm", "static")
+
+
+def _check_families(value: Any) -> list[str]:
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"student families must be a list of names ({', '.join(FAMILIES)}), "
+                         f"got {value!r}")
+    if unknown := [v for v in value if v not in FAMILIES]:
+        raise ValueError(f"unknown student family {', '.join(map(repr, unknown))}; families: "
+                         f"{', '.join(FAMILIES)}")
+    # The BiLSTM is the reference every comparison and export starts from.
+    return ["bilstm", *[f for f in FAMILIES[1:] if f in value]]
+
+
+@dataclass
+class StaticConfig(_Section):
+    """The static-embedding student (family "static"): the fine-tuned teacher's output for
+    each token alone, PCA-projected, averaged over a sentence into a ReLU layer. It trains on
+    the same transfer set and soft labels as the BiLSTM, with the student section's loss,
+    batch size and schedule, and these settings of its own."""
+
+    SECTION: typing.ClassVar[str] = "static"
+
+    embedding_dim: int = 256
+    fc_size: int = 256
+    dropout: float = 0.1
+    learning_rate: float = 4e-3
+    #: Passes over the transfer set; None: the student section's ``epochs``.
+    epochs: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_int("static embedding_dim", self.embedding_dim, 1, 4096)
+        _check_int("static fc_size", self.fc_size, 1, 8192)
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ValueError(f"static dropout must be in [0, 1), got {self.dropout}")
+        _check_pos("static learning_rate", self.learning_rate)
+        if self.epochs is not None:
+            _check_int("static epochs", self.epochs, 1, 1000)
 
 
 @dataclass
@@ -412,6 +463,7 @@ class RunConfig:
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
+    static: StaticConfig = field(default_factory=StaticConfig)
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
 
@@ -420,6 +472,7 @@ class RunConfig:
         "teacher": TeacherConfig,
         "augment": AugmentConfig,
         "student": StudentConfig,
+        "static": StaticConfig,
         "quantize": QuantizeConfig,
         "compare": CompareConfig,
     }

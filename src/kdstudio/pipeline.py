@@ -30,10 +30,11 @@ from .runs import Run
 
 Listener = Callable[[Progress], None]
 
+#: The BiLSTM's comparison students; each family's distilled student is named in
+#: kdstudio.families.
 STUDENT_LABELS = {
     "baseline": "BiLSTM baseline (hard labels)",
     "distilled-noaug": "BiLSTM + soft labels",
-    "distilled": "BiLSTM + soft labels + augmentation",
 }
 
 
@@ -158,7 +159,8 @@ def stage_augment(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
 
 
 def stage_student(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -> dict:
-    from .student import StudentVocab, build_student, num_parameters, save_student
+    from .families import REGISTRY, Family
+    from .student import StudentVocab, num_parameters, save_student
     from .train import Hooks, TrainSet, agreed, train_student
     from .transfer import read_transfer_set
 
@@ -173,23 +175,30 @@ def stage_student(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
     orig = np.arange(len(task.train))  # the transfer set starts with the originals
     # The students that see the originals only may train for their own number of epochs.
     no_aug = sc if sc.no_aug_epochs is None else dataclasses.replace(sc, epochs=sc.no_aug_epochs)
-    variants = [("distilled", "distill", TrainSet(ids, labels, logits), sc)]
+    bilstm = REGISTRY["bilstm"]
+    full = TrainSet(ids, labels, logits)
+    variants: list[tuple[str, str, str, TrainSet, object, Family]] = [
+        ("distilled", bilstm.label, "distill", full, sc, bilstm)]
     if sc.train_soft_no_aug:
-        variants.append(("distilled-noaug", "distill",
-                         TrainSet([ids[i] for i in orig], labels[orig], logits[orig]), no_aug))
+        variants.append(("distilled-noaug", STUDENT_LABELS["distilled-noaug"], "distill",
+                         TrainSet([ids[i] for i in orig], labels[orig], logits[orig]), no_aug,
+                         bilstm))
     if sc.train_baseline:
-        variants.append(("baseline", "baseline", TrainSet(ids, labels, None), no_aug))
+        variants.append(("baseline", STUDENT_LABELS["baseline"], "baseline",
+                         TrainSet(ids, labels, None), no_aug, bilstm))
+    for fam in (REGISTRY[f] for f in sc.families if f != "bilstm"):
+        variants.append((fam.variant, fam.label, "distill", full, fam.train_config(cfg), fam))
     seed = cfg.seed if sc.seed is None else sc.seed
     # Under a launcher every process trains (data-parallel); only the main one writes files
     # and events, and every cancel check is agreed on by all processes (train.agreed).
     main = R.is_main_process()
     results = {}
-    for name, mode, data, vc in variants:
+    for name, label, mode, data, vc, fam in variants:
         if agreed(run.cancel_requested()):
             break
-        model = build_student(sc, vocab, task.num_labels, teacher.model, seed=seed)
+        model = fam.build(cfg, vocab, task.num_labels, teacher, seed)
         out_dir = run.file(f"{R.STUDENTS_DIR}/{name}")
-        meta = {"variant": name, "label": STUDENT_LABELS[name], "mode": mode,
+        meta = {"variant": name, "family": fam.name, "label": label, "mode": mode,
                 "params": num_parameters(model), "config": vc.to_dict(),
                 "teacher_tokenizer": str(run.file(R.TEACHER_DIR))}
 
@@ -213,13 +222,31 @@ def stage_student(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
     if agreed(run.cancel_requested()):
         raise StopRequested("cancelled during student training; checkpoints saved so far "
                             "are kept")
+    if sc.fasttext_baseline and main:
+        results["fasttext"] = _train_fasttext(run, task, seed)
     return {"students": results, "vocab_size": len(vocab)}
+
+
+def _train_fasttext(run: Run, task: TaskData, seed: int) -> dict:
+    from .baselines import FastTextClassifier, normalise, train_fasttext
+
+    out = run.file(f"{R.STUDENTS_DIR}/fasttext")
+    run.log("student_started", variant="fasttext", train_examples=len(task.train))
+    t0 = time.time()
+    meta = train_fasttext(task.train.texts, task.train.labels, task.label_names, out, seed)
+    pred = FastTextClassifier(out).logits([normalise(t) for t in task.validation.texts])
+    acc = float((pred.argmax(-1) == task.validation.labels).mean())
+    result = {"val_accuracy": acc, "params": meta["params"],
+              "train_examples": meta["train_examples"], "seconds": round(time.time() - t0, 2)}
+    run.log("student_finished", variant="fasttext", **result)
+    return result
 
 
 def stage_quantize(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -> dict:
     import torch
 
     from .compare import load_students
+    from .families import REGISTRY
     from .quantize import (
         check_quantized,
         export_student,
@@ -237,10 +264,10 @@ def stage_quantize(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) 
     sample = task.validation.texts[:256]
     out: dict = {}
     progress = Progress("quantize", total=len(students) + int(cfg.quantize.teacher))
-    for k, (name, (model, vocab, _)) in enumerate(students.items()):
+    for k, (name, (model, vocab, meta)) in enumerate(students.items()):
         fp32 = export_student(model, onnx_dir / f"{name}.onnx", cfg.quantize.opset)
         int8 = quantize_int8(fp32, onnx_dir / f"{name}.int8.onnx")
-        ops = check_quantized(int8)
+        ops = check_quantized(int8, REGISTRY[meta["arch"].get("family", "bilstm")].int8_ops)
         ids = vocab.encode(teacher.tokenizer, sample, cfg.student.max_length)
         with torch.no_grad():
             ref = model(torch.from_numpy(ids)).numpy()
@@ -260,7 +287,7 @@ def stage_quantize(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) 
     if cfg.quantize.teacher:
         fp32 = export_teacher(teacher.model, onnx_dir / "teacher.onnx", cfg.quantize.opset)
         int8 = quantize_int8(fp32, onnx_dir / "teacher.int8.onnx")
-        ops = check_quantized(int8, expect_lstm=False)
+        ops = check_quantized(int8, expect=("MatMulInteger",))
         out["teacher"] = {"fp32_mb": fp32.stat().st_size / 1e6,
                           "int8_mb": int8.stat().st_size / 1e6,
                           "int8_ops": {k: v for k, v in ops.items() if "Integer" in k}}
@@ -279,6 +306,7 @@ def _predictors(run: Run, cfg: RunConfig, teacher, students: dict) -> list:
         student_predictor,
         teacher_predictor,
     )
+    from .families import REGISTRY
 
     cc = cfg.compare
     tok, L = teacher.tokenizer, cfg.student.max_length
@@ -287,20 +315,27 @@ def _predictors(run: Run, cfg: RunConfig, teacher, students: dict) -> list:
         preds.append(partial(onnx_teacher_predictor_from,
                              run.file(f"{R.ONNX_DIR}/teacher.int8.onnx"), tok,
                              teacher.max_length, teacher.num_parameters(), cc.threads))
-    for name in ("baseline", "distilled-noaug", "distilled"):
+    fams = [f for f in REGISTRY.values() if f.variant in students]
+    for name in ("baseline", "distilled-noaug", *(f.variant for f in fams)):
         if name not in students:
             continue
-        p = student_predictor(STUDENT_LABELS[name], run.file(f"{R.STUDENTS_DIR}/{name}"), tok, L)
+        p = student_predictor(students[name][2]["label"], run.file(f"{R.STUDENTS_DIR}/{name}"),
+                              tok, L)
         p.kind = f"student:{name}"
         preds.append(p)
-    if "distilled" in students:
-        _, vocab, meta = students["distilled"]
-        for suffix, kind, label in ((".onnx", "student-onnx", "student ONNX fp32"),
-                                    (".int8.onnx", "student-int8", "student ONNX int8")):
-            path = run.file(f"{R.ONNX_DIR}/distilled{suffix}")
-            if path.exists():
-                preds.append(partial(onnx_student_predictor, label, kind, path, vocab, tok,
-                                     L, meta["params"], cc.threads))
+    onnx_rows = [("distilled", ".onnx", "student-onnx", "student ONNX fp32")] * (
+        "distilled" in students)
+    onnx_rows += [(f.variant, ".int8.onnx", f.int8_kind, f.int8_label) for f in fams]
+    for name, suffix, kind, label in onnx_rows:
+        _, vocab, meta = students[name]
+        path = run.file(f"{R.ONNX_DIR}/{name}{suffix}")
+        if path.exists():
+            preds.append(partial(onnx_student_predictor, label, kind, path, vocab, tok, L,
+                                 meta["params"], cc.threads))
+    if run.file(f"{R.STUDENTS_DIR}/fasttext/model.bin").exists():
+        from .baselines import fasttext_predictor
+
+        preds.append(partial(fasttext_predictor, run.file(f"{R.STUDENTS_DIR}/fasttext")))
     return preds
 
 
@@ -352,7 +387,8 @@ def stage_compare(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
     rows = add_ratios(rows)
     results = {"run": run.id, "dataset": task.source, "validation_size": len(texts),
                "label_names": task.label_names, "rows": rows,
-               "timing": {"what": "model call only; inputs tokenised beforehand",
+               "timing": {"what": "model call only, inputs tokenised beforehand (the end-to-end "
+                                  "column adds the tokenising)",
                           "latency": f"batch 1, {rows[0]['latency_samples']} validation "
                                      f"sentences after {cc.warmup} warm-up calls",
                           "throughput": f"batch {cc.throughput_batch_size}, whole validation "

@@ -36,6 +36,74 @@ def _lstm_onnx_weights(lstm: torch.nn.LSTM) -> tuple[np.ndarray, np.ndarray, np.
 
 
 def export_student(model: torch.nn.Module, path: str | Path, opset: int = 17) -> Path:
+    """Export a student of any family: input ``input_ids`` (B, L) int64 → ``logits`` (B, C)."""
+    from .student import StaticClassifier
+
+    if isinstance(model, StaticClassifier):
+        return export_static(model, path, opset)
+    return export_bilstm(model, path, opset)
+
+
+def _save_graph(nodes, inits, name: str, num_labels: int, path: Path, opset: int) -> Path:
+    from onnx import TensorProto
+
+    graph = helper.make_graph(
+        nodes, name,
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", num_labels])],
+        inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+                          producer_name="kdstudio")
+    m.ir_version = min(m.ir_version, 8)
+    onnx.checker.check_model(m, full_check=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(m, str(path))
+    return path
+
+
+def _init(name: str, a: np.ndarray):
+    return numpy_helper.from_array(np.ascontiguousarray(a), name)
+
+
+def _weight(t: torch.Tensor) -> np.ndarray:
+    return t.detach().float().cpu().numpy()
+
+
+def export_static(model: torch.nn.Module, path: str | Path, opset: int = 17) -> Path:
+    """The static-embedding student: gather, mean over the non-padding tokens, two layers.
+    The padding row of the table is zero, so the sum needs no mask."""
+    from onnx import TensorProto
+
+    model = model.eval().cpu()
+    inits = [
+        _init("embedding.weight", _weight(model.embedding.weight)),
+        _init("fc.weight_t", _weight(model.fc.weight).T), _init("fc.bias", _weight(model.fc.bias)),
+        _init("out.weight_t", _weight(model.out.weight).T),
+        _init("out.bias", _weight(model.out.bias)),
+        _init("zero_i64", np.array(0, np.int64)), _init("one_f", np.array(1.0, np.float32)),
+        _init("axis1", np.array([1], np.int64)),
+    ]
+    n = helper.make_node
+    nodes = [
+        n("Equal", ["input_ids", "zero_i64"], ["is_pad"]),
+        n("Not", ["is_pad"], ["is_tok"]),
+        n("Cast", ["is_tok"], ["tok_f"], to=TensorProto.FLOAT),
+        n("ReduceSum", ["tok_f", "axis1"], ["count0"], keepdims=1),  # (B, 1)
+        n("Max", ["count0", "one_f"], ["count"]),
+        n("Gather", ["embedding.weight", "input_ids"], ["emb"]),  # (B, L, E)
+        n("ReduceSum", ["emb", "axis1"], ["summed"], keepdims=0),  # (B, E)
+        n("Div", ["summed", "count"], ["pooled"]),
+        n("MatMul", ["pooled", "fc.weight_t"], ["fc_mm"]),
+        n("Add", ["fc_mm", "fc.bias"], ["fc_out"]),
+        n("Relu", ["fc_out"], ["hidden"]),
+        n("MatMul", ["hidden", "out.weight_t"], ["out_mm"]),
+        n("Add", ["out_mm", "out.bias"], ["logits"]),
+    ]
+    return _save_graph(nodes, inits, "static_student", model.out.out_features, Path(path),
+                       opset)
+
+
+def export_bilstm(model: torch.nn.Module, path: str | Path, opset: int = 17) -> Path:
     """Export the BiLSTM student: input ``input_ids`` (B, L) int64 → ``logits`` (B, C).
 
     The graph is written directly rather than traced. Each direction is one ONNX LSTM node
@@ -47,19 +115,11 @@ def export_student(model: torch.nn.Module, path: str | Path, opset: int = 17) ->
     """
     from onnx import TensorProto
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval().cpu()
     H = model.fwd.hidden_size
     wf, rf, bf = _lstm_onnx_weights(model.fwd)
     wb, rb, bb = _lstm_onnx_weights(model.bwd)
-
-    def init(name: str, a: np.ndarray):
-        return numpy_helper.from_array(np.ascontiguousarray(a), name)
-
-    def weight(t: torch.Tensor) -> np.ndarray:
-        return t.detach().float().cpu().numpy()
-
+    init, weight = _init, _weight
     inits = [
         init("embedding.weight", weight(model.embedding.weight)),
         init("fwd.W", wf[None]), init("fwd.R", rf[None]), init("fwd.B", bf[None]),
@@ -97,18 +157,8 @@ def export_student(model: torch.nn.Module, path: str | Path, opset: int = 17) ->
         n("MatMul", ["hidden", "out.weight_t"], ["out_mm"]),
         n("Add", ["out_mm", "out.bias"], ["logits"]),
     ]
-    graph = helper.make_graph(
-        nodes, "bilstm_student",
-        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT,
-                                       ["batch", model.out.out_features])],
-        inits)
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
-                          producer_name="kdstudio")
-    m.ir_version = min(m.ir_version, 8)
-    onnx.checker.check_model(m, full_check=True)
-    onnx.save(m, str(path))
-    return path
+    return _save_graph(nodes, inits, "bilstm_student", model.out.out_features, Path(path),
+                       opset)
 
 
 def export_teacher(model: torch.nn.Module, path: str | Path, opset: int = 17) -> Path:
@@ -201,18 +251,16 @@ def op_counts(path: str | Path) -> dict[str, int]:
     return dict(Counter(n.op_type for n in onnx.load(str(path)).graph.node))
 
 
-def check_quantized(path: str | Path, expect_lstm: bool = True) -> dict[str, int]:
-    """Fail loudly unless the graph really holds quantized LSTM and matrix-multiply nodes."""
+def check_quantized(path: str | Path,
+                    expect: tuple[str, ...] = ("DynamicQuantizeLSTM", "MatMulInteger")
+                    ) -> dict[str, int]:
+    """Fail loudly unless the graph holds each quantized operator in ``expect`` (an integer
+    MatMul may be either kind) and no float Gemm or LSTM is left."""
     ops = op_counts(path)
-    problems = []
-    if expect_lstm and ops.get("DynamicQuantizeLSTM", 0) == 0:
-        problems.append("no DynamicQuantizeLSTM node")
-    if ops.get("MatMulInteger", 0) + ops.get("DynamicQuantizeMatMul", 0) == 0:
-        problems.append("no integer MatMul node")
-    if ops.get("Gemm", 0):
-        problems.append(f"{ops['Gemm']} float Gemm node(s) left")
-    if expect_lstm and ops.get("LSTM", 0):
-        problems.append(f"{ops['LSTM']} float LSTM node(s) left")
+    integer_mm = ops.get("MatMulInteger", 0) + ops.get("DynamicQuantizeMatMul", 0)
+    problems = [f"no {op} node" for op in expect
+                if (integer_mm if op == "MatMulInteger" else ops.get(op, 0)) == 0]
+    problems += [f"{ops[op]} float {op} node(s) left" for op in ("Gemm", "LSTM") if ops.get(op)]
     if problems:
         raise RuntimeError(f"{Path(path).name} is not fully quantized: {'; '.join(problems)} "
                            f"(ops: {ops})")

@@ -1,4 +1,5 @@
-"""The student: a BiLSTM classifier (Tang et al. 2019) and its vocabulary. No training code.
+"""The students: a BiLSTM classifier (Tang et al. 2019), a static-embedding classifier (as
+Model2Vec), and the vocabulary they share. No training code.
 
 The student reads the teacher's WordPiece tokens, so ``[MASK]`` in an augmented sentence
 means the same thing to both. Its vocabulary is only the teacher tokens the training data
@@ -118,6 +119,26 @@ class BiLSTMClassifier(nn.Module):
         return self.out(self.dropout(hidden))  # (B, C)
 
 
+class StaticClassifier(nn.Module):
+    """Embedding → mean over the sentence's tokens → ReLU layer → logits: a static-embedding
+    model (as Model2Vec), whose cost is a table lookup and two small matrix products."""
+
+    def __init__(self, vocab_size: int, embedding_dim: int, fc_size: int, num_labels: int,
+                 dropout: float = 0.1):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(embedding_dim, fc_size)
+        self.out = nn.Linear(fc_size, num_labels)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        mask = (input_ids != PAD).unsqueeze(-1).float()  # (B, L, 1)
+        summed = (self.embedding(input_ids) * mask).sum(1)  # (B, E)
+        pooled = summed / mask.sum(1).clamp(min=1.0)
+        hidden = torch.relu(self.fc(self.dropout(pooled)))
+        return self.out(self.dropout(hidden))
+
+
 def num_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -174,7 +195,32 @@ def build_student(cfg: StudentConfig, vocab: StudentVocab, num_labels: int,
     return model
 
 
-def save_student(model: BiLSTMClassifier, vocab: StudentVocab, label_names: list[str],
+def student_arch(model: nn.Module) -> dict:
+    """What :func:`student_from_arch` needs to build ``model`` again."""
+    a = {"vocab_size": model.embedding.num_embeddings,
+         "embedding_dim": model.embedding.embedding_dim, "fc_size": model.fc.out_features,
+         "num_labels": model.out.out_features}
+    if isinstance(model, StaticClassifier):
+        return {"family": "static", **a}
+    return {"family": "bilstm", **a, "hidden_size": model.fwd.hidden_size}
+
+
+def student_from_arch(a: dict) -> nn.Module:
+    family = a.get("family", "bilstm")  # runs written before families had none
+    if family == "static":
+        return StaticClassifier(a["vocab_size"], a["embedding_dim"], a["fc_size"],
+                                a["num_labels"], dropout=0.0)
+    if family != "bilstm":
+        raise ValueError(f"unknown student family {family!r}; this version knows bilstm "
+                         "and static")
+    if a.get("pooling", "last") != "last":
+        raise ValueError(f"this BiLSTM student pools its states by {a['pooling']!r}, which "
+                         "this version no longer supports; train it again")
+    return BiLSTMClassifier(a["vocab_size"], a["embedding_dim"], a["hidden_size"],
+                            a["fc_size"], a["num_labels"], dropout=0.0)
+
+
+def save_student(model: nn.Module, vocab: StudentVocab, label_names: list[str],
                  out_dir: str | Path, meta: dict | None = None) -> None:
     from safetensors.torch import save_file
 
@@ -182,25 +228,20 @@ def save_student(model: BiLSTMClassifier, vocab: StudentVocab, label_names: list
     out_dir.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()},
               str(out_dir / "model.safetensors"))
-    arch = {"vocab_size": model.embedding.num_embeddings,
-            "embedding_dim": model.embedding.embedding_dim,
-            "hidden_size": model.fwd.hidden_size, "fc_size": model.fc.out_features,
-            "num_labels": model.out.out_features, "label_names": label_names}
+    arch = {**student_arch(model), "label_names": label_names}
     (out_dir / "student.json").write_text(json.dumps({"arch": arch, **(meta or {})}, indent=1))
     (out_dir / "vocab.json").write_text(vocab.to_json())
 
 
-def load_student(path: str | Path) -> tuple[BiLSTMClassifier, StudentVocab, dict]:
+def load_student(path: str | Path) -> tuple[nn.Module, StudentVocab, dict]:
     from safetensors.torch import load_file
 
     path = Path(path)
     meta = json.loads((path / "student.json").read_text())
-    a = meta["arch"]
-    if a.get("pooling", "last") != "last":
-        raise ValueError(f"the student in {path} pools its states by {a['pooling']!r}, which "
-                         "this version no longer supports; train it again")
-    model = BiLSTMClassifier(a["vocab_size"], a["embedding_dim"], a["hidden_size"],
-                             a["fc_size"], a["num_labels"], dropout=0.0)
+    try:
+        model = student_from_arch(meta["arch"])
+    except ValueError as e:
+        raise ValueError(f"the student in {path}: {e}") from None
     model.load_state_dict(load_file(str(path / "model.safetensors")))
     model.eval()
     vocab = StudentVocab.from_json((path / "vocab.json").read_text())

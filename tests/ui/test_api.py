@@ -33,21 +33,24 @@ def probs(label_update: dict) -> dict[str, float]:
 
 
 def test_predict_gives_every_model_side_by_side(client, finished_run):
-    msg, teacher, student, int8, timing = client.predict(
+    msg, *models, timing = client.predict(
         "the movie was wonderful and moving", finished_run.id, api_name="/predict")
-    for out in (teacher, student, int8):
+    # teacher, BiLSTM student, its int8 graph, the static student and its int8 graph, fastText
+    assert len(models) == 6
+    for out in models:
         p = probs(out)
         assert set(p) == {"0", "1"} and abs(sum(p.values()) - 1) < 1e-4
         assert max(p, key=p.get) == "1", out  # "wonderful", "moving": positive words
         assert " ms" in out["label"]  # the time of that call, in the label
     assert "| Teacher |" in timing and "Student int8 (ONNX)" in timing
+    assert "Static student int8 (ONNX)" in timing and "fastText baseline" in timing
     assert finished_run.id in msg
 
 
 def test_predict_defaults_to_the_latest_finished_run(client, finished_run):
-    msg, teacher, student, int8, _ = client.predict("a dull film", "", api_name="/predict")
+    msg, *models, _ = client.predict("a dull film", "", api_name="/predict")
     assert finished_run.id in msg
-    for out in (teacher, student, int8):
+    for out in models:
         p = probs(out)
         assert max(p, key=p.get) == "0", out  # "dull": a negative word
 
@@ -88,8 +91,8 @@ def test_ten_concurrent_clients_all_get_answers(studio, finished_run):
     with ThreadPoolExecutor(10) as pool:
         answers = list(pool.map(ask, range(10)))
     assert len(answers) == 10
-    for msg, teacher, student, int8, _ in answers:
-        assert probs(teacher) and probs(student) and probs(int8), msg
+    for msg, *models, _ in answers:
+        assert all(probs(out) for out in models), msg
 
 
 def test_augmentation_preview_shows_copies_tags_and_soft_labels(client, finished_run):
@@ -192,9 +195,10 @@ def test_disagreements_and_export(client, finished_run):
     msg, table = client.predict(finished_run.id, api_name="/disagreements")
     assert "validation sentences" in msg
     out = client.predict(finished_run.id, api_name="/export")
-    msg, int8, fp32, results, card, bundle, preview = out
+    msg, int8, fp32, static_int8, results, card, bundle, preview = out
     assert finished_run.id in msg
-    for b in (int8, fp32, results, card, bundle):
+    assert static_int8["value"]["path"].endswith("static.int8.onnx"), static_int8
+    for b in (int8, fp32, static_int8, results, card, bundle):
         assert b["interactive"] and b["value"]
     assert "BiLSTM student distilled from" in preview and "## Measured" in preview
 

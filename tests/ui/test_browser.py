@@ -88,7 +88,8 @@ def test_every_tab_augmentation_and_prediction(page, studio, finished_run):
     text.fill("a wonderful , moving film")
     page.locator("#kd-predict").click()
     page.locator("#kd-timing").get_by_text("time of this call").wait_for()
-    for kind in ("teacher", "student", "student-int8"):
+    for kind in ("teacher", "student", "student-int8", "static", "static-int8",
+                 "baseline-fasttext"):  # the shared run has every family and fastText
         assert " ms" in page.locator(f"#kd-label-{kind}").inner_text()
     page.screenshot(path=str(ARTIFACTS / "studio-4-compare.png"), full_page=True)
 
@@ -192,8 +193,10 @@ def test_first_visit_in_presenter_mode(page, tmp_path, studio_data):
             reference_headline(reference_benchmark()))
         rows = _table_rows(page, "#kd-compare-table")
         assert len(rows) == 5 and rows[-1].startswith("teacher"), rows
-        # The chart draws one legend entry per model.
-        expect(page.locator("#kd-scatter .legend .traces")).to_have_count(5, timeout=30_000)
+        # The chart draws one legend entry per model, and one for the Pareto front.
+        legend = page.locator("#kd-scatter .legend .traces")
+        expect(legend).to_have_count(6, timeout=30_000)
+        expect(legend.last).to_contain_text("Pareto front")
         page.screenshot(path=str(ARTIFACTS / "studio-0-first-visit.png"), full_page=True)
         page.locator("#kd-quick").click()
         expect(page.locator("#kd-header-msg")).to_contain_text("presenter key")

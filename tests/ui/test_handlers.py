@@ -17,8 +17,8 @@ def _handlers():
     from kdstudio.ui import compare_tab, export_tab
 
     return (guard(compare_tab.show_results, ["run_id"], 6, 0),
-            guard(compare_tab.classify, ["text", "run_id"], 5, 0),
-            guard(export_tab.prepare, ["run_id"], 7, 0),
+            guard(compare_tab.classify, ["text", "run_id"], 8, 0),
+            guard(export_tab.prepare, ["run_id"], 8, 0),
             guard(compare_tab.find_disagreements, ["run_id"], 2, 0))
 
 

@@ -22,6 +22,7 @@ from .launch import (
     start_run,
 )
 from .models import (
+    CORE_KINDS,
     MODEL_KINDS,
     ModelAnswer,
     clean_text,
@@ -71,7 +72,7 @@ from .uploads import (
 )
 
 __all__ = [
-    "AFTER_TEACHER", "MODEL_KINDS", "admin_key_required", "check_admin", "AugmentedCopy", "augment_preview", "ModelAnswer", "Snapshot", "UserInputError", "active_job",
+    "AFTER_TEACHER", "CORE_KINDS", "MODEL_KINDS", "admin_key_required", "check_admin", "AugmentedCopy", "augment_preview", "ModelAnswer", "Snapshot", "UserInputError", "active_job",
     "cancel", "cancel_active", "check_model_ref", "check_upload", "dataset_title", "clean_text", "comparison_table",
     "default_run", "disagreements", "export_files", "finished_results", "get_run",
     "has_models", "headline", "reference_benchmark", "reference_figures",

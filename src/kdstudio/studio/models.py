@@ -30,7 +30,7 @@ class ModelAnswer:
     """One model's answer to one text."""
 
     name: str
-    kind: str  # "teacher" | "student" | "student-int8"
+    kind: str  # one of MODEL_KINDS
     available: bool
     label: str | None = None
     probs: dict[str, float] = field(default_factory=dict)
@@ -51,7 +51,11 @@ class RunModels:
 
 
 MODEL_KINDS = (("teacher", "Teacher"), ("student", "Student (PyTorch)"),
-               ("student-int8", "Student int8 (ONNX)"))
+               ("student-int8", "Student int8 (ONNX)"),
+               ("static", "Static student (PyTorch)"), ("static-int8", "Static student int8 (ONNX)"),
+               ("baseline:fasttext", "fastText baseline"))
+#: Shown whether or not the run has them; the others only when it does.
+CORE_KINDS = ("teacher", "student", "student-int8")
 _MODELS: VersionedCache[RunModels] = VersionedCache(3)
 
 
@@ -59,7 +63,10 @@ def model_version(run: Run) -> tuple:
     """Changes whenever one of the run's model files is written again."""
     files = [run.file(R.TEACHER_DIR) / "teacher.json",
              run.file(R.STUDENTS_DIR) / "distilled" / "model.safetensors",
-             run.file(R.ONNX_DIR) / "distilled.int8.onnx"]
+             run.file(R.ONNX_DIR) / "distilled.int8.onnx",
+             run.file(R.STUDENTS_DIR) / "static" / "model.safetensors",
+             run.file(R.ONNX_DIR) / "static.int8.onnx",
+             run.file(R.STUDENTS_DIR) / "fasttext" / "model.bin"]
     return tuple(f.stat().st_mtime_ns if f.exists() else 0 for f in files)
 
 
@@ -85,16 +92,25 @@ def _load_models(run: Run) -> RunModels:
                            max_length=cfg.teacher.max_length)
     preds: dict[str, Any] = {}
     vocab = None
-    sdir = run.file(R.STUDENTS_DIR) / "distilled"
     L = cfg.student.max_length
-    if (sdir / "model.safetensors").exists():
-        preds["student"] = student_predictor("student", sdir, teacher.tokenizer, L)
-        _, vocab, meta = load_student(sdir)
-        int8 = run.file(R.ONNX_DIR) / "distilled.int8.onnx"
+    # (kind of the PyTorch model, of its int8 graph, student folder = ONNX stem)
+    for kind, int8_kind, name in (("student", "student-int8", "distilled"),
+                                  ("static", "static-int8", "static")):
+        sdir = run.file(R.STUDENTS_DIR) / name
+        if not (sdir / "model.safetensors").exists():
+            continue
+        preds[kind] = student_predictor(kind, sdir, teacher.tokenizer, L)
+        _, svocab, meta = load_student(sdir)
+        vocab = vocab or svocab
+        int8 = run.file(R.ONNX_DIR) / f"{name}.int8.onnx"
         if int8.exists():
-            preds["student-int8"] = onnx_student_predictor(
-                "student int8", "student-int8", int8, vocab, teacher.tokenizer, L,
-                meta["params"], threads=live_threads(run, "student-int8"))
+            preds[int8_kind] = onnx_student_predictor(
+                f"{kind} int8", int8_kind, int8, svocab, teacher.tokenizer, L,
+                meta["params"], threads=live_threads(run, int8_kind))
+    if (run.file(R.STUDENTS_DIR) / "fasttext" / "model.bin").exists():
+        from ..baselines import fasttext_predictor
+
+        preds["baseline:fasttext"] = fasttext_predictor(run.file(R.STUDENTS_DIR) / "fasttext")
     return RunModels(teacher, preds, list(teacher.label_names), vocab, L)
 
 

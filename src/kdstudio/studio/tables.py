@@ -59,6 +59,8 @@ def comparison_table(res: dict) -> list[dict[str, Any]]:
             "params": f"{r['params'] / 1e6:.2f} M",
             "size": f"{r['size_mb']:.2f} MB",
             "latency p50, batch 1": f"{r['latency_b1_ms_p50']:.2f} ms",
+            "end to end, batch 1": "—" if r.get("latency_b1_e2e_ms_p50") is None
+            else f"{r['latency_b1_e2e_ms_p50']:.2f} ms",
             "throughput, batch 32": f"{r['throughput_per_s']:,.0f} /s",
             "speed-up": ratio(r.get("speedup_b1")),
             "smaller by": ratio(r.get("size_ratio")),

@@ -22,10 +22,12 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets"  # package data: kdstudi
 
 
 #: Card titles short enough to stay on one line above the predicted label.
-SHORT = {"teacher": "Teacher", "student": "Student", "student-int8": "Student int8"}
+SHORT = {"teacher": "Teacher", "student": "Student", "student-int8": "Student int8",
+         "static": "Static", "static-int8": "Static int8", "baseline:fasttext": "fastText"}
 SEED_COLUMNS = ["model", "accuracy", "params", "inference, batch 1 (p50)"]
 TABLE_COLUMNS = ["model", "backend", "accuracy", "agrees with teacher", "params", "size",
-                 "latency p50, batch 1", "throughput, batch 32", "speed-up", "smaller by"]
+                 "latency p50, batch 1", "end to end, batch 1", "throughput, batch 32",
+                 "speed-up", "smaller by"]
 
 
 @dataclass
@@ -71,16 +73,23 @@ def build() -> CompareTab:
                         label="Examples")
         with gr.Column(scale=3):
             msg = gr.Markdown(elem_id="kd-predict-msg")
-            with gr.Row():
-                labels = [gr.Label(label=title, num_top_classes=5, elem_id=f"kd-label-{kind}")
-                          for kind, title in studio.MODEL_KINDS]
+            labels = []
+            # Three cards a row: the BiLSTM's, then the other families' and baselines' (shown
+            # only when the run has them).
+            kinds = list(studio.MODEL_KINDS)
+            for row in (kinds[:3], kinds[3:]):
+                with gr.Row():
+                    labels += [gr.Label(label=title, num_top_classes=5,
+                                        visible=kind in studio.CORE_KINDS,
+                                        elem_id=f"kd-label-{kind.replace(':', '-')}")
+                               for kind, title in row]
             timing = gr.Markdown(elem_id="kd-timing")
     header = gr.Markdown(elem_id="kd-compare-header")
     table = gr.Dataframe(pd.DataFrame(columns=TABLE_COLUMNS), interactive=False, wrap=True,
                          label="Measured on the validation set",
                          elem_id="kd-compare-table",
-                         column_widths=["21%", "9%", "8%", "9%", "7%", "8%", "10%", "10%",
-                                        "8%", "10%"])
+                         column_widths=["19%", "8%", "7%", "8%", "7%", "8%", "9%", "9%",
+                                        "10%", "7%", "8%"])
     with gr.Row():
         scatter = gr.Plot(show_label=False, elem_id="kd-scatter")
         sizes = gr.Plot(show_label=False)
@@ -120,11 +129,14 @@ def classify(v: dict):
     rows = []
     for a in answers:
         if a.available:
-            labels.append(gr.update(value=a.probs, label=f"{SHORT[a.kind]} · {a.ms:.1f} ms"))
+            labels.append(gr.update(value=a.probs, label=f"{SHORT[a.kind]} · {a.ms:.1f} ms",
+                                    visible=True))
             rows.append(f"| {a.name} | **{html.escape(a.label or '')}** | {a.ms:.1f} ms |")
-        else:
+        elif a.kind in studio.CORE_KINDS:
             labels.append(gr.update(value=None, label=f"{SHORT[a.kind]} · not in this run"))
             rows.append(f"| {a.name} | — | {a.note} |")
+        else:
+            labels.append(gr.update(value=None, visible=False))
     timing = ("| model | label | time of this call |\n|---|---|---|\n" + "\n".join(rows)
               + "\n\n<span class='kd-muted'>One call each, tokenisation included, on this "
                 "server while it serves other requests: the measured latencies below are "

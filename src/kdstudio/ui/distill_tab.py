@@ -38,6 +38,8 @@ class DistillTab:
     batch_size: gr.Slider
     train_baseline: gr.Checkbox
     train_soft_no_aug: gr.Checkbox
+    families: gr.CheckboxGroup
+    fasttext_baseline: gr.Checkbox
     p_mask: gr.Slider
     p_pos: gr.Slider
     p_ng: gr.Slider
@@ -61,16 +63,20 @@ class DistillTab:
         return aug_form([self.p_mask, self.p_pos, self.p_ng, self.n_iter])
 
 
-#: The student widgets, by StudentConfig setting, and how each value is read.
+#: The student widgets, by StudentConfig setting, and how each value is read. The families
+#: box lists the families beside the BiLSTM, which is always trained.
 STUDENT_FIELDS = {"hidden_size": int, "embedding_init": str, "loss": str, "alpha": float,
                   "temperature": float, "epochs": int,
                   "learning_rate": lambda x: float(x or 0), "batch_size": int,
-                  "train_baseline": bool, "train_soft_no_aug": bool}
+                  "train_baseline": bool, "train_soft_no_aug": bool,
+                  "families": lambda x: ["bilstm", *(x or [])], "fasttext_baseline": bool}
+FAMILY_CHOICES = [("static embeddings (as Model2Vec)", "static")]
 
 
 def widget_values(cfg: RunConfig) -> dict:
     """The student and augmentation widgets' values that give ``cfg``."""
     return ({k: getattr(cfg.student, k) for k in STUDENT_FIELDS}
+            | {"families": [f for f in cfg.student.families if f != "bilstm"]}
             | {k: getattr(cfg.augment, k) for k in AUG_FIELDS})
 
 
@@ -121,6 +127,14 @@ def build(defaults: RunConfig) -> DistillTab:
                     train_soft_no_aug = gr.Checkbox(
                         sc.train_soft_no_aug, label="Also train soft labels without "
                                                     "augmentation")
+                with gr.Row():
+                    families = gr.CheckboxGroup(
+                        FAMILY_CHOICES, value=[f for f in sc.families if f != "bilstm"],
+                        label="Also distil into", elem_id="kd-families",
+                        info="another student family, on the same soft labels")
+                    fasttext_baseline = gr.Checkbox(
+                        sc.fasttext_baseline, label="Also train fastText (hard labels)",
+                        elem_id="kd-fasttext")
             with gr.Accordion("Augmentation (same as the Augmentation tab)", open=False):
                 p_mask, p_pos, p_ng, n_iter = aug_sliders(defaults.augment)
             with gr.Row():
@@ -143,7 +157,8 @@ def build(defaults: RunConfig) -> DistillTab:
     runs = gr.Dataframe(headers=RUN_COLUMNS, interactive=False, wrap=True, max_height=320,
                         elem_id="kd-runs")
     return DistillTab(hidden_size, embedding_init, loss, alpha, temperature, epochs,
-                      learning_rate, batch_size, train_baseline, train_soft_no_aug, p_mask,
+                      learning_rate, batch_size, train_baseline, train_soft_no_aug, families,
+                      fasttext_baseline, p_mask,
                       p_pos, p_ng, n_iter, start_btn, cancel_btn, resume_btn, msg, monitor, bar,
                       loss_plot, acc_plot, runs)
 

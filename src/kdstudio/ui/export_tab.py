@@ -20,6 +20,7 @@ class ExportTab:
     msg: gr.Markdown
     int8: gr.DownloadButton
     fp32: gr.DownloadButton
+    static_int8: gr.DownloadButton
     results: gr.DownloadButton
     card: gr.DownloadButton
     bundle: gr.DownloadButton
@@ -27,8 +28,8 @@ class ExportTab:
 
     @property
     def outputs(self) -> list:
-        return [self.msg, self.int8, self.fp32, self.results, self.card, self.bundle,
-                self.preview]
+        return [self.msg, self.int8, self.fp32, self.static_int8, self.results, self.card,
+                self.bundle, self.preview]
 
 
 def build() -> ExportTab:
@@ -37,6 +38,8 @@ def build() -> ExportTab:
         int8 = gr.DownloadButton("int8 ONNX student", variant="primary", interactive=False,
                                  elem_id="kd-dl-int8")
         fp32 = gr.DownloadButton("fp32 ONNX student", interactive=False, elem_id="kd-dl-fp32")
+        static_int8 = gr.DownloadButton("int8 ONNX static student", interactive=False,
+                                        visible=False, elem_id="kd-dl-static-int8")
         results = gr.DownloadButton("results.json", interactive=False, elem_id="kd-dl-results")
         card = gr.DownloadButton("Model card", interactive=False, elem_id="kd-dl-card")
         bundle = gr.DownloadButton("Everything to run it (zip)", interactive=False,
@@ -45,7 +48,7 @@ def build() -> ExportTab:
                 "mapped through its own vocabulary: the zip holds the vocabulary, the "
                 "tokenizer and a usage example.</span>")
     preview = gr.Markdown(elem_id="kd-card-preview", elem_classes="kd-card")
-    return ExportTab(msg, int8, fp32, results, card, bundle, preview)
+    return ExportTab(msg, int8, fp32, static_int8, results, card, bundle, preview)
 
 
 def _button(path) -> dict:
@@ -53,7 +56,8 @@ def _button(path) -> dict:
 
 
 def prepare(v: dict):
-    """Outputs: msg, five download buttons, the model card preview."""
+    """Outputs: msg, six download buttons (the static student's only when the run has one),
+    the model card preview."""
     run_id = v["run_id"]
     try:
         run = studio.get_run(run_id) if run_id else studio.default_run()
@@ -63,8 +67,11 @@ def prepare(v: dict):
         files = studio.export_files(run)
     except studio.UserInputError as e:
         off = gr.update(value=None, interactive=False)
-        return (error_md(str(e)), off, off, off, off, off, "")
+        return (error_md(str(e)), off, off, gr.update(value=None, visible=False), off, off, off,
+                "")
     card = files["card"].read_text(encoding="utf-8")
     body = card.split("---", 2)[-1] if card.startswith("---") else card
+    static = files["static_int8"]
     return (info_md(f"Files of run {run.id}"), _button(files["int8"]), _button(files["fp32"]),
-            _button(files["results"]), _button(files["card"]), _button(files["bundle"]), body)
+            gr.update(value=str(static) if static else None, interactive=static is not None,
+                      visible=static is not None), _button(files["results"]), _button(files["card"]), _button(files["bundle"]), body)

@@ -1,0 +1,100 @@
+"""Student families: one entry per kind of small model, each trained on the same transfer set.
+
+An entry says how to build the family's model for a run (its table starting from the
+teacher), which settings train it, what its rows are called, and which quantized ONNX
+operators its int8 graph must hold. Training, export and comparison are shared: every
+family maps student token ids (B, L) to logits (B, C).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .config import RunConfig, StudentConfig
+from .student import (
+    PAD,
+    StaticClassifier,
+    StudentVocab,
+    build_student,
+    pca_project,
+)
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    #: The run's student folder and ONNX file stem (the BiLSTM keeps "distilled").
+    variant: str
+    #: The row names in Compare: the PyTorch model, and its int8 graph.
+    label: str
+    int8_label: str
+    #: teacher-int8 style kind of the int8 row ("student-int8" for the BiLSTM).
+    int8_kind: str
+    build: Callable[[RunConfig, StudentVocab, int, object, int], nn.Module]
+    train_config: Callable[[RunConfig], StudentConfig]
+    #: Quantized operators the int8 graph must contain (quantize.check_quantized).
+    int8_ops: tuple[str, ...]
+
+
+def _build_bilstm(cfg: RunConfig, vocab: StudentVocab, num_labels: int, teacher,
+                  seed: int) -> nn.Module:
+    return build_student(cfg.student, vocab, num_labels, teacher.model, seed=seed)
+
+
+@torch.no_grad()
+def teacher_token_states(teacher, vocab: StudentVocab, batch_size: int = 512) -> torch.Tensor:
+    """(V_s, H): the teacher's last-layer states for ``[CLS] token [SEP]``, averaged over the
+    three positions, for each student token: what Model2Vec distils a static table from,
+    here from the fine-tuned teacher, so the vectors already lean towards the task."""
+    model, tok = teacher.model, teacher.tokenizer
+    encoder = model.base_model.eval()
+    device = next(model.parameters()).device
+    ids = torch.tensor([vocab.unk_teacher_id, vocab.unk_teacher_id] + vocab.teacher_ids)
+    cls_id = tok.cls_token_id if tok.cls_token_id is not None else vocab.unk_teacher_id
+    sep_id = tok.sep_token_id if tok.sep_token_id is not None else vocab.unk_teacher_id
+    rows = []
+    for s in range(0, len(ids), batch_size):
+        chunk = ids[s:s + batch_size]
+        inp = torch.stack([torch.full_like(chunk, cls_id), chunk,
+                           torch.full_like(chunk, sep_id)], 1).to(device)
+        out = encoder(input_ids=inp, attention_mask=torch.ones_like(inp)).last_hidden_state
+        rows.append(out.mean(1).float().cpu())
+    table = torch.cat(rows)
+    table[PAD] = 0.0
+    return table
+
+
+def _build_static(cfg: RunConfig, vocab: StudentVocab, num_labels: int, teacher,
+                  seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    st = cfg.static
+    table = pca_project(teacher_token_states(teacher, vocab), st.embedding_dim)
+    model = StaticClassifier(len(vocab), table.shape[1], st.fc_size, num_labels, st.dropout)
+    with torch.no_grad():
+        model.embedding.weight.copy_(table)
+    return model
+
+
+def _static_training(cfg: RunConfig) -> StudentConfig:
+    st = cfg.static
+    return dataclasses.replace(cfg.student, learning_rate=st.learning_rate, dropout=st.dropout,
+                               epochs=st.epochs or cfg.student.epochs)
+
+
+REGISTRY: dict[str, Family] = {
+    "bilstm": Family("bilstm", "distilled", "BiLSTM + soft labels + augmentation",
+                     "student ONNX int8", "student-int8", _build_bilstm,
+                     lambda cfg: cfg.student, ("DynamicQuantizeLSTM", "MatMulInteger")),
+    "static": Family("static", "static", "Static embeddings + soft labels + augmentation",
+                     "static ONNX int8", "static-int8", _build_static, _static_training,
+                     ("DequantizeLinear", "MatMulInteger")),
+}
+
+
+def family_of_variant(variant: str) -> Family | None:
+    return next((f for f in REGISTRY.values() if f.variant == variant), None)

@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+
+from kdstudio.baselines import FastTextClassifier, fasttext_predictor, normalise, train_fasttext
+
+
+def make_sentences(n: int, seed: int) -> list[tuple[str, int]]:
+    rng = np.random.default_rng(seed)
+    words = {1: ["good", "great", "wonderful", "brilliant"], 0: ["bad", "awful", "dull", "tedious"]}
+    filler = ["the", "movie", "film", "was", "is", "a", "very", "plot", "and"]
+    rows = []
+    for _ in range(n):
+        y = int(rng.integers(2))
+        text = list(rng.choice(filler, int(rng.integers(2, 6)))) + [str(rng.choice(words[y]))]
+        rng.shuffle(text)
+        rows.append((" ".join(text), y))
+    return rows
+
+
+def test_normalise_makes_one_lower_case_line_with_punctuation_apart():
+    assert normalise("A Thud.\nThe END!") == "a thud . the end !"
+    assert normalise("it's fine") == "it's fine"
+
+
+def test_fasttext_learns_from_the_labelled_rows_only(tmp_path):
+    pytest.importorskip("fasttext")
+    rows = make_sentences(300, 1)
+    texts = [t for t, _ in rows]
+    labels = np.array([y for _, y in rows])
+    # Unlabelled rows (-1) carry the opposite label's words: training on them would hurt.
+    noise = [t.replace("good", "bad") for t in texts[:100]]
+    meta = train_fasttext(texts + noise, np.concatenate([labels, -np.ones(100, int)]),
+                          ["negative", "positive"], tmp_path, seed=1)
+    assert meta["train_examples"] == 300
+    model = FastTextClassifier(tmp_path)
+    val = make_sentences(60, 2)
+    logits = model.logits([normalise(t) for t, _ in val])
+    assert logits.shape == (60, 2)
+    # Label order is the task's: column 1 is "positive", not fastText's most frequent label.
+    acc = (logits.argmax(-1) == np.array([y for _, y in val])).mean()
+    assert acc >= 0.9, acc
+    p = fasttext_predictor(tmp_path)
+    assert p.kind == "baseline:fasttext" and p.size_bytes == (tmp_path / "model.bin").stat().st_size
+    assert (p.predict(["a wonderful brilliant film"]).argmax(-1) == [1]).all()

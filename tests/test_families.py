@@ -1,0 +1,43 @@
+import torch
+
+from kdstudio.config import RunConfig
+from kdstudio.families import REGISTRY, family_of_variant, teacher_token_states
+from kdstudio.student import PAD, StaticClassifier, StudentVocab
+
+
+class _Teacher:
+    def __init__(self, path):
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model = AutoModelForSequenceClassification.from_pretrained(path).eval()
+
+
+def test_static_table_starts_from_the_teachers_states_of_each_token(tiny_backbone):
+    teacher = _Teacher(tiny_backbone)
+    tok = teacher.tokenizer
+    vocab = StudentVocab.build(tok, ["good movie", "bad film"], 16)
+    table = teacher_token_states(teacher, vocab, batch_size=2)  # several batches
+    assert table.shape == (len(vocab), teacher.model.config.hidden_size)
+    assert table[PAD].abs().sum() == 0
+    good = vocab.encode(tok, ["good"], 4)[0, 0]
+    ids = torch.tensor([[tok.cls_token_id, tok.convert_tokens_to_ids("good"), tok.sep_token_id]])
+    with torch.no_grad():
+        want = teacher.model.base_model(input_ids=ids).last_hidden_state.mean(1)[0]
+    assert torch.allclose(table[good], want, atol=1e-5)
+    cfg = RunConfig().with_overrides({"static.embedding_dim": 8, "static.fc_size": 5})
+    model = REGISTRY["static"].build(cfg, vocab, 2, teacher, 0)
+    assert isinstance(model, StaticClassifier)
+    assert model.embedding.weight.shape == (len(vocab), 8) and model.fc.out_features == 5
+    assert model.embedding.weight.requires_grad  # the table trains with the rest
+
+
+def test_each_family_names_its_variant_and_training_settings():
+    cfg = RunConfig().with_overrides({"static.learning_rate": 0.01, "static.epochs": 7,
+                                      "student.epochs": 2})
+    st = REGISTRY["static"].train_config(cfg)
+    assert (st.learning_rate, st.epochs, st.batch_size) == (0.01, 7, cfg.student.batch_size)
+    assert REGISTRY["bilstm"].train_config(cfg) is cfg.student
+    assert family_of_variant("distilled").name == "bilstm"
+    assert family_of_variant("static").name == "static"
+    assert family_of_variant("baseline") is None
