@@ -104,8 +104,10 @@ def _isolated_env(tmp_path, monkeypatch):
 #: constant guess (2e-3 for 3 epochs left the teacher at 0.5, every student at 0.5).
 SHARED_TEACHER_EPOCHS, SHARED_TEACHER_LR = 4, 5e-3
 SHARED_STUDENT = {"student.epochs": 3, "student.learning_rate": 1e-2,
-                  "student.families": ["bilstm", "static"], "student.fasttext_baseline": True,
-                  "static.learning_rate": 1e-2}
+                  "student.families": ["bilstm", "static", "transformer"],
+                  "student.fasttext_baseline": True, "static.learning_rate": 1e-2,
+                  "transformer.learning_rate": 1e-3, "transformer.epochs": 2,
+                  "transformer.layers": 1}
 
 
 @pytest.fixture(scope="session")

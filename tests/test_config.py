@@ -127,7 +127,7 @@ def test_student_families_are_checked_and_keep_the_bilstm():
     from kdstudio.config import RunConfig
     from kdstudio.families import REGISTRY
 
-    assert tuple(REGISTRY) == ("bilstm", "static")  # the names the config accepts
+    assert tuple(REGISTRY) == ("bilstm", "static", "transformer")  # what the config accepts
     cfg = RunConfig().with_overrides({"student.families": ["static"]})
     assert cfg.student.families == ["bilstm", "static"]
     assert RunConfig().with_overrides({"student.families": "bilstm, static"}).student.families \

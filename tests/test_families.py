@@ -41,3 +41,42 @@ def test_each_family_names_its_variant_and_training_settings():
     assert family_of_variant("distilled").name == "bilstm"
     assert family_of_variant("static").name == "static"
     assert family_of_variant("baseline") is None
+
+
+def test_tiny_transformer_keeps_the_teachers_last_layers_and_reads_student_ids(tiny_backbone):
+    from kdstudio.student import TinyTransformerClassifier, load_student, save_student
+
+    teacher = _Teacher(tiny_backbone)
+    tok = teacher.tokenizer
+    vocab = StudentVocab.build(tok, ["good movie", "bad film"], 16)
+    cfg = RunConfig().with_overrides({"transformer.layers": 1})
+    model = REGISTRY["transformer"].build(cfg, vocab, 2, teacher, 0).eval()
+    assert isinstance(model, TinyTransformerClassifier)
+    layers = model.model.bert.encoder.layer
+    assert len(layers) == 1  # of the tiny teacher's 2: its last one
+    assert torch.equal(layers[0].output.dense.weight,
+                       teacher.model.bert.encoder.layer[1].output.dense.weight)
+    # The table: the student's tokens, then a [CLS] row, both rows of the teacher's table.
+    table = model.embedding.weight
+    assert table.shape[0] == len(vocab) + 1 and model.cls_id == len(vocab)
+    full = teacher.model.get_input_embeddings().weight
+    assert torch.equal(table[-1], full[tok.cls_token_id])
+    good = vocab.encode(tok, ["good"], 4)[0, 0]
+    assert torch.equal(table[good], full[tok.convert_tokens_to_ids("good")])
+    ids = torch.from_numpy(vocab.encode(tok, ["good movie", "bad"], 8))
+    with torch.no_grad():
+        out = model(ids)
+        assert out.shape == (2, 2)
+        # Right padding changes nothing: it is masked.
+        padded = torch.cat([ids, torch.zeros_like(ids)], 1)
+        assert torch.allclose(model(padded), out, atol=1e-5)
+    assert REGISTRY["transformer"].max_rows(cfg) == cfg.transformer.max_rows
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        save_student(model, vocab, ["neg", "pos"], Path(d))
+        loaded, _, meta = load_student(Path(d))
+        assert meta["arch"]["family"] == "transformer"
+        with torch.no_grad():
+            assert torch.allclose(loaded(ids), out, atol=1e-6)

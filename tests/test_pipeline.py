@@ -38,8 +38,9 @@ def test_end_to_end_writes_every_comparison_row(finished_run):
     res = finished_run.results()
     kinds = [r["kind"] for r in res["rows"]]
     assert kinds == ["teacher", "teacher-int8", "student:baseline", "student:distilled-noaug",
-                     "student:distilled", "student:static", "student-onnx", "student-int8",
-                     "static-int8", "baseline:fasttext"]
+                     "student:distilled", "student:static", "student:transformer",
+                     "student-onnx", "student-int8", "static-int8", "transformer-int8",
+                     "baseline:fasttext"]
     rows = _rows(finished_run)
     for r in res["rows"]:
         # Chance is 0.5; the weakest model here (the hard-label baseline) gets 0.875.
@@ -83,6 +84,9 @@ def test_quantize_stage_checks_parity(finished_run):
     assert q["static"]["int8_ops"]["DequantizeLinear"] >= 1
     assert q["static"]["int8_ops"]["MatMulInteger"] == 2
     assert "DynamicQuantizeLSTM" not in q["static"]["int8_ops"]
+    assert q["transformer"]["max_abs_diff_fp32_vs_torch"] <= 1e-4
+    assert q["transformer"]["int8_agreement_with_fp32"] >= 0.95
+    assert q["transformer"]["int8_ops"]["MatMulInteger"] > 0
 
 
 def test_every_family_and_the_fasttext_baseline_learn(finished_run):
@@ -92,6 +96,8 @@ def test_every_family_and_the_fasttext_baseline_learn(finished_run):
     rows = _rows(finished_run)
     assert rows["student:static"]["accuracy"] >= 0.8, rows["student:static"]
     assert rows["static-int8"]["accuracy"] >= 0.8
+    assert rows["student:transformer"]["accuracy"] >= 0.8, rows["student:transformer"]
+    assert rows["transformer-int8"]["accuracy"] >= 0.8
     assert students["static"]["steps"] > students["baseline"]["steps"]  # augmented rows too
     assert students["fasttext"]["train_examples"] == 160  # the labelled training rows
     assert rows["baseline:fasttext"]["accuracy"] == students["fasttext"]["val_accuracy"] >= 0.75
@@ -300,7 +306,7 @@ def test_compare_times_onnx_rows_in_fresh_processes_when_asked(finished_run, tmp
     kinds = [r["kind"] for r in run.results()["rows"]]
     # Every row not run by PyTorch is built in a process of its own.
     onnx = [k for k in kinds if k in ("student-onnx", "student-int8", "teacher-int8",
-                                      "static-int8", "baseline:fasttext")]
+                                      "static-int8", "transformer-int8", "baseline:fasttext")]
     assert "student-int8" in onnx
     assert built == (onnx if isolate else [])
     said = "each in a fresh process" if isolate else "in this process, after the PyTorch rows"

@@ -123,3 +123,26 @@ def test_static_student_exports_and_quantizes_its_table(tmp_path):
     assert int8.stat().st_size < 0.3 * fp32.stat().st_size
     with pytest.raises(RuntimeError, match="no DynamicQuantizeLSTM"):
         check_quantized(int8)
+
+
+def test_tiny_transformer_exports_with_dynamic_batch_and_length(tmp_path):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from kdstudio.student import TinyTransformerClassifier
+
+    torch.manual_seed(0)
+    bert = BertForSequenceClassification(BertConfig(
+        vocab_size=60, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=64))
+    m = TinyTransformerClassifier(bert).eval()
+    fp32 = export_student(m, tmp_path / "t.onnx")  # traced on (2, 8)
+    int8 = quantize_int8(fp32, tmp_path / "t.int8.onnx")
+    check_quantized(int8, ("MatMulInteger",))
+    # Other batch sizes and lengths than the trace's, and one past the position table's 64
+    # (the model reads the first 63 tokens after its [CLS]).
+    for b, length in ((1, 3), (5, 30), (2, 80)):
+        ids = _ids(b, length, b) % 59
+        ids[:, 0] = np.maximum(ids[:, 0], 2)
+        with torch.no_grad():
+            ref = m(torch.from_numpy(ids)).numpy()
+        assert np.abs(run_student_onnx(session(fp32), ids) - ref).max() < 1e-4

@@ -309,8 +309,9 @@ class StudentConfig(_Section):
     #: augmented copies), to show what augmentation adds on top of soft labels.
     train_soft_no_aug: bool = False
     #: Student families distilled on the transfer set (kdstudio.families): "bilstm" (Tang et
-    #: al., the studio's reference student, always trained) and "static" (token vectors
-    #: averaged into a small layer, as Model2Vec; settings in the ``static`` section).
+    #: al., the studio's reference student, always trained), "static" (token vectors
+    #: averaged into a small layer, as Model2Vec; the ``static`` section) and "transformer"
+    #: (a few of the teacher's own layers, as DistilBERT; the ``transformer`` section).
     families: list[str] = field(default_factory=lambda: ["bilstm"])
     #: Also train fastText (supervised, hard labels only) as an outside baseline.
     fasttext_baseline: bool = False
@@ -358,7 +359,7 @@ class StudentConfig(_Section):
 
 
 #: The student families the engine can train (kdstudio.families holds how).
-FAMILIES = ("bilstm", "static")
+FAMILIES = ("bilstm", "static", "transformer")
 
 
 def _check_families(value: Any) -> list[str]:
@@ -398,6 +399,30 @@ class StaticConfig(_Section):
         _check_pos("static learning_rate", self.learning_rate)
         if self.epochs is not None:
             _check_int("static epochs", self.epochs, 1, 1000)
+
+
+@dataclass
+class TransformerConfig(_Section):
+    """The tiny-transformer student (family "transformer"): ``layers`` of the fine-tuned
+    teacher's layers, evenly spaced and ending with its last, over the student's vocabulary,
+    trained on the transfer set's soft labels with the student section's loss and batch
+    size."""
+
+    SECTION: typing.ClassVar[str] = "transformer"
+
+    layers: int = 2
+    learning_rate: float = 1e-4
+    epochs: int = 1
+    #: Train on at most this many transfer-set rows (the first ones: every original sentence,
+    #: then augmented copies); None: all. A transformer step costs tens of BiLSTM steps.
+    max_rows: int | None = 200_000
+
+    def __post_init__(self) -> None:
+        _check_int("transformer layers", self.layers, 1, 48)
+        _check_pos("transformer learning_rate", self.learning_rate)
+        _check_int("transformer epochs", self.epochs, 1, 1000)
+        if self.max_rows is not None:
+            _check_int("transformer max_rows", self.max_rows, 2)
 
 
 @dataclass
@@ -464,6 +489,7 @@ class RunConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
     static: StaticConfig = field(default_factory=StaticConfig)
+    transformer: TransformerConfig = field(default_factory=TransformerConfig)
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
 
@@ -473,6 +499,7 @@ class RunConfig:
         "augment": AugmentConfig,
         "student": StudentConfig,
         "static": StaticConfig,
+        "transformer": TransformerConfig,
         "quantize": QuantizeConfig,
         "compare": CompareConfig,
     }

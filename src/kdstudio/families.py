@@ -20,6 +20,7 @@ from .student import (
     PAD,
     StaticClassifier,
     StudentVocab,
+    TinyTransformerClassifier,
     build_student,
     pca_project,
 )
@@ -39,6 +40,8 @@ class Family:
     train_config: Callable[[RunConfig], StudentConfig]
     #: Quantized operators the int8 graph must contain (quantize.check_quantized).
     int8_ops: tuple[str, ...]
+    #: Train on at most this many transfer-set rows (None: all).
+    max_rows: Callable[[RunConfig], int | None] = lambda cfg: None
 
 
 def _build_bilstm(cfg: RunConfig, vocab: StudentVocab, num_labels: int, teacher,
@@ -86,6 +89,46 @@ def _static_training(cfg: RunConfig) -> StudentConfig:
                                epochs=st.epochs or cfg.student.epochs)
 
 
+def _build_transformer(cfg: RunConfig, vocab: StudentVocab, num_labels: int, teacher,
+                       seed: int) -> nn.Module:
+    """The teacher cut to ``transformer.layers`` of its layers (evenly spaced, its last one
+    kept) with a table of the student's tokens and a [CLS] row."""
+    import copy
+
+    torch.manual_seed(seed)
+    src = teacher.model
+    base = getattr(src, getattr(src, "base_model_prefix", ""), None)
+    layers = getattr(getattr(base, "encoder", None), "layer", None)
+    if layers is None or not hasattr(base, "embeddings") or not hasattr(src, "classifier"):
+        raise ValueError(f"the transformer family needs a BERT-style teacher (embeddings, "
+                         f"encoder.layer, classifier); {type(src).__name__} is not one: "
+                         "leave it out of student.families")
+    n = len(layers)
+    k = min(cfg.transformer.layers, n)
+    keep = [round((i + 1) * n / k) - 1 for i in range(k)]
+    model = copy.deepcopy(src).cpu().float()
+    base = getattr(model, model.base_model_prefix)
+    base.encoder.layer = nn.ModuleList([base.encoder.layer[i] for i in keep])
+    model.config.num_hidden_layers = k
+    cls_id = teacher.tokenizer.cls_token_id
+    cls_id = vocab.unk_teacher_id if cls_id is None else cls_id
+    table = base.embeddings.word_embeddings.weight.detach()
+    idx = torch.tensor([vocab.unk_teacher_id, vocab.unk_teacher_id] + vocab.teacher_ids
+                       + [cls_id])
+    emb = nn.Embedding(len(idx), table.shape[1], padding_idx=PAD)
+    with torch.no_grad():
+        emb.weight.copy_(table[idx])
+        emb.weight[PAD] = 0.0
+    base.embeddings.word_embeddings = emb
+    model.config.vocab_size = len(idx)
+    return TinyTransformerClassifier(model)
+
+
+def _transformer_training(cfg: RunConfig) -> StudentConfig:
+    tc = cfg.transformer
+    return dataclasses.replace(cfg.student, learning_rate=tc.learning_rate, epochs=tc.epochs)
+
+
 REGISTRY: dict[str, Family] = {
     "bilstm": Family("bilstm", "distilled", "BiLSTM + soft labels + augmentation",
                      "student ONNX int8", "student-int8", _build_bilstm,
@@ -93,6 +136,11 @@ REGISTRY: dict[str, Family] = {
     "static": Family("static", "static", "Static embeddings + soft labels + augmentation",
                      "static ONNX int8", "static-int8", _build_static, _static_training,
                      ("DequantizeLinear", "MatMulInteger")),
+    "transformer": Family("transformer", "transformer",
+                          "Tiny transformer + soft labels + augmentation",
+                          "transformer ONNX int8", "transformer-int8", _build_transformer,
+                          _transformer_training, ("MatMulInteger",),
+                          lambda cfg: cfg.transformer.max_rows),
 }
 
 

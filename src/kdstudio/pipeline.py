@@ -187,7 +187,9 @@ def stage_student(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
         variants.append(("baseline", STUDENT_LABELS["baseline"], "baseline",
                          TrainSet(ids, labels, None), no_aug, bilstm))
     for fam in (REGISTRY[f] for f in sc.families if f != "bilstm"):
-        variants.append((fam.variant, fam.label, "distill", full, fam.train_config(cfg), fam))
+        n = fam.max_rows(cfg)
+        data = full if n is None or n >= len(ids) else TrainSet(ids[:n], labels[:n], logits[:n])
+        variants.append((fam.variant, fam.label, "distill", data, fam.train_config(cfg), fam))
     seed = cfg.seed if sc.seed is None else sc.seed
     # Under a launcher every process trains (data-parallel); only the main one writes files
     # and events, and every cancel check is agreed on by all processes (train.agreed).

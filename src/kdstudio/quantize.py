@@ -37,11 +37,30 @@ def _lstm_onnx_weights(lstm: torch.nn.LSTM) -> tuple[np.ndarray, np.ndarray, np.
 
 def export_student(model: torch.nn.Module, path: str | Path, opset: int = 17) -> Path:
     """Export a student of any family: input ``input_ids`` (B, L) int64 → ``logits`` (B, C)."""
-    from .student import StaticClassifier
+    from .student import StaticClassifier, TinyTransformerClassifier
 
     if isinstance(model, StaticClassifier):
         return export_static(model, path, opset)
+    if isinstance(model, TinyTransformerClassifier):
+        return export_transformer(model, path, opset)
     return export_bilstm(model, path, opset)
+
+
+def export_transformer(model: torch.nn.Module, path: str | Path, opset: int = 17) -> Path:
+    """The tiny-transformer student, traced (as the teacher); Gemm rewritten for int8."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = model.eval().cpu()
+    ids = torch.ones((2, 8), dtype=torch.long)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (ids,), str(path), input_names=["input_ids"],
+                          output_names=["logits"],
+                          dynamic_axes={"input_ids": {0: "batch", 1: "sequence"},
+                                        "logits": {0: "batch"}},
+                          opset_version=opset, dynamo=False)
+    gemm_to_matmul(path)
+    return path
 
 
 def _save_graph(nodes, inits, name: str, num_labels: int, path: Path, opset: int) -> Path:

@@ -1,5 +1,6 @@
 """The students: a BiLSTM classifier (Tang et al. 2019), a static-embedding classifier (as
-Model2Vec), and the vocabulary they share. No training code.
+Model2Vec), a few of the teacher's own transformer layers (as DistilBERT), and the vocabulary
+they share. No training code.
 
 The student reads the teacher's WordPiece tokens, so ``[MASK]`` in an augmented sentence
 means the same thing to both. Its vocabulary is only the teacher tokens the training data
@@ -139,6 +140,37 @@ class StaticClassifier(nn.Module):
         return self.out(self.dropout(hidden))
 
 
+class TinyTransformerClassifier(nn.Module):
+    """A transformers sequence classifier cut down to a few layers, reading the student's
+    ids: the last row of its table is a [CLS] row, put before every sentence, which the
+    teacher's own pooler and classifier read."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.cls_id = model.config.vocab_size - 1
+
+    @property
+    def embedding(self) -> nn.Embedding:
+        return self.model.get_input_embeddings()
+
+    @property
+    def out(self) -> nn.Linear:
+        return self.model.classifier
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        # (ids[:, :1] * 0 + cls) rather than torch.full: the ONNX trace keeps the batch axis
+        # The teacher has position embeddings for this many tokens, the [CLS] row included.
+        input_ids = input_ids[:, :self.model.config.max_position_embeddings - 1]
+        cls = input_ids[:, :1] * 0 + self.cls_id
+        ids = torch.cat([cls, input_ids], 1)
+        # Positions and segments computed from the ids: the library's cached buffers would
+        # be traced at the export's example length.
+        zeros = ids * 0
+        return self.model(input_ids=ids, attention_mask=(ids != PAD).long(),
+                          token_type_ids=zeros, position_ids=(zeros + 1).cumsum(1) - 1).logits
+
+
 def num_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -197,6 +229,8 @@ def build_student(cfg: StudentConfig, vocab: StudentVocab, num_labels: int,
 
 def student_arch(model: nn.Module) -> dict:
     """What :func:`student_from_arch` needs to build ``model`` again."""
+    if isinstance(model, TinyTransformerClassifier):
+        return {"family": "transformer", "config": model.model.config.to_dict()}
     a = {"vocab_size": model.embedding.num_embeddings,
          "embedding_dim": model.embedding.embedding_dim, "fc_size": model.fc.out_features,
          "num_labels": model.out.out_features}
@@ -207,12 +241,19 @@ def student_arch(model: nn.Module) -> dict:
 
 def student_from_arch(a: dict) -> nn.Module:
     family = a.get("family", "bilstm")  # runs written before families had none
+    if family == "transformer":
+        from transformers import AutoConfig, AutoModelForSequenceClassification
+
+        conf = dict(a["config"])
+        config = AutoConfig.for_model(conf.pop("model_type"), **conf)
+        return TinyTransformerClassifier(
+            AutoModelForSequenceClassification.from_config(config).eval())
     if family == "static":
         return StaticClassifier(a["vocab_size"], a["embedding_dim"], a["fc_size"],
                                 a["num_labels"], dropout=0.0)
     if family != "bilstm":
-        raise ValueError(f"unknown student family {family!r}; this version knows bilstm "
-                         "and static")
+        raise ValueError(f"unknown student family {family!r}; this version knows bilstm, "
+                         "static and transformer")
     if a.get("pooling", "last") != "last":
         raise ValueError(f"this BiLSTM student pools its states by {a['pooling']!r}, which "
                          "this version no longer supports; train it again")

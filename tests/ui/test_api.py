@@ -35,7 +35,8 @@ def probs(label_update: dict) -> dict[str, float]:
 def test_predict_gives_every_model_side_by_side(client, finished_run):
     msg, *models, timing = client.predict(
         "the movie was wonderful and moving", finished_run.id, api_name="/predict")
-    # teacher, BiLSTM student, its int8 graph, the static student and its int8 graph, fastText
+    # teacher, BiLSTM student, the int8 graph of each family (BiLSTM, static, transformer),
+    # fastText
     assert len(models) == 6
     for out in models:
         p = probs(out)
@@ -44,6 +45,7 @@ def test_predict_gives_every_model_side_by_side(client, finished_run):
         assert " ms" in out["label"]  # the time of that call, in the label
     assert "| Teacher |" in timing and "Student int8 (ONNX)" in timing
     assert "Static student int8 (ONNX)" in timing and "fastText baseline" in timing
+    assert "Tiny transformer int8 (ONNX)" in timing
     assert finished_run.id in msg
 
 
@@ -195,10 +197,11 @@ def test_disagreements_and_export(client, finished_run):
     msg, table = client.predict(finished_run.id, api_name="/disagreements")
     assert "validation sentences" in msg
     out = client.predict(finished_run.id, api_name="/export")
-    msg, int8, fp32, static_int8, results, card, bundle, preview = out
+    msg, int8, fp32, static_int8, transformer_int8, results, card, bundle, preview = out
     assert finished_run.id in msg
     assert static_int8["value"]["path"].endswith("static.int8.onnx"), static_int8
-    for b in (int8, fp32, static_int8, results, card, bundle):
+    assert transformer_int8["value"]["path"].endswith("transformer.int8.onnx")
+    for b in (int8, fp32, static_int8, transformer_int8, results, card, bundle):
         assert b["interactive"] and b["value"]
     assert "BiLSTM student distilled from" in preview and "## Measured" in preview
 

@@ -88,7 +88,7 @@ def test_every_tab_augmentation_and_prediction(page, studio, finished_run):
     text.fill("a wonderful , moving film")
     page.locator("#kd-predict").click()
     page.locator("#kd-timing").get_by_text("time of this call").wait_for()
-    for kind in ("teacher", "student", "student-int8", "static", "static-int8",
+    for kind in ("teacher", "student", "student-int8", "static-int8", "transformer-int8",
                  "baseline-fasttext"):  # the shared run has every family and fastText
         assert " ms" in page.locator(f"#kd-label-{kind}").inner_text()
     page.screenshot(path=str(ARTIFACTS / "studio-4-compare.png"), full_page=True)

@@ -18,7 +18,7 @@ def _handlers():
 
     return (guard(compare_tab.show_results, ["run_id"], 6, 0),
             guard(compare_tab.classify, ["text", "run_id"], 8, 0),
-            guard(export_tab.prepare, ["run_id"], 8, 0),
+            guard(export_tab.prepare, ["run_id"], 9, 0),
             guard(compare_tab.find_disagreements, ["run_id"], 2, 0))
 
 

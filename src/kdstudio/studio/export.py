@@ -88,8 +88,8 @@ _EXPORT_LOCK = threading.Lock()
 
 
 def export_files(run: Run, root: Path | None = None) -> dict[str, Path | None]:
-    """Files to download for a finished run: int8 and fp32 ONNX students (and the static
-    student's int8 graph when the run has one), results.json, the model card, and a zip with
+    """Files to download for a finished run: int8 and fp32 ONNX students (and the int8 graph
+    of each other family the run trained), results.json, the model card, and a zip with
     everything needed to run the int8 students. The card and the
     zip are written to ``<runs>/_exports/<run id>/`` (the run folder stays as the run left it).
     """
@@ -108,7 +108,8 @@ def export_files(run: Run, root: Path | None = None) -> dict[str, Path | None]:
     onnx = run.file(R.ONNX_DIR)
     return {"int8": _existing(onnx / "distilled.int8.onnx"),
             "fp32": _existing(onnx / "distilled.onnx"),
-            "static_int8": _existing(onnx / "static.int8.onnx"), "results": res_file,
+            "static_int8": _existing(onnx / "static.int8.onnx"),
+            "transformer_int8": _existing(onnx / "transformer.int8.onnx"), "results": res_file,
             "card": card, "bundle": bundle}
 
 
@@ -121,7 +122,8 @@ def _write_bundle(run: Run, card: Path, bundle: Path) -> None:
     with atomic_path(bundle) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
         z.write(card, "README.md")
         # Every family reads the same vocabulary (vocab.json) through the same tokenizer.
-        for name in ("distilled.int8.onnx", "distilled.onnx", "static.int8.onnx"):
+        for name in ("distilled.int8.onnx", "distilled.onnx", "static.int8.onnx",
+                     "transformer.int8.onnx"):
             if run.file(R.ONNX_DIR).joinpath(name).exists():
                 z.write(run.file(R.ONNX_DIR) / name, name)
         sdir = run.file(R.STUDENTS_DIR) / "distilled"

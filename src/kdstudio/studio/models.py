@@ -52,7 +52,8 @@ class RunModels:
 
 MODEL_KINDS = (("teacher", "Teacher"), ("student", "Student (PyTorch)"),
                ("student-int8", "Student int8 (ONNX)"),
-               ("static", "Static student (PyTorch)"), ("static-int8", "Static student int8 (ONNX)"),
+               ("static-int8", "Static student int8 (ONNX)"),
+               ("transformer-int8", "Tiny transformer int8 (ONNX)"),
                ("baseline:fasttext", "fastText baseline"))
 #: Shown whether or not the run has them; the others only when it does.
 CORE_KINDS = ("teacher", "student", "student-int8")
@@ -64,8 +65,8 @@ def model_version(run: Run) -> tuple:
     files = [run.file(R.TEACHER_DIR) / "teacher.json",
              run.file(R.STUDENTS_DIR) / "distilled" / "model.safetensors",
              run.file(R.ONNX_DIR) / "distilled.int8.onnx",
-             run.file(R.STUDENTS_DIR) / "static" / "model.safetensors",
              run.file(R.ONNX_DIR) / "static.int8.onnx",
+             run.file(R.ONNX_DIR) / "transformer.int8.onnx",
              run.file(R.STUDENTS_DIR) / "fasttext" / "model.bin"]
     return tuple(f.stat().st_mtime_ns if f.exists() else 0 for f in files)
 
@@ -93,20 +94,20 @@ def _load_models(run: Run) -> RunModels:
     preds: dict[str, Any] = {}
     vocab = None
     L = cfg.student.max_length
-    # (kind of the PyTorch model, of its int8 graph, student folder = ONNX stem)
-    for kind, int8_kind, name in (("student", "student-int8", "distilled"),
-                                  ("static", "static-int8", "static")):
-        sdir = run.file(R.STUDENTS_DIR) / name
-        if not (sdir / "model.safetensors").exists():
-            continue
-        preds[kind] = student_predictor(kind, sdir, teacher.tokenizer, L)
-        _, svocab, meta = load_student(sdir)
-        vocab = vocab or svocab
+    sdir = run.file(R.STUDENTS_DIR) / "distilled"
+    if (sdir / "model.safetensors").exists():
+        preds["student"] = student_predictor("student", sdir, teacher.tokenizer, L)
+        vocab = load_student(sdir)[1]
+    # The int8 graph of each family (student folder = ONNX file stem).
+    for kind, name in (("student-int8", "distilled"), ("static-int8", "static"),
+                       ("transformer-int8", "transformer")):
         int8 = run.file(R.ONNX_DIR) / f"{name}.int8.onnx"
-        if int8.exists():
-            preds[int8_kind] = onnx_student_predictor(
-                f"{kind} int8", int8_kind, int8, svocab, teacher.tokenizer, L,
-                meta["params"], threads=live_threads(run, int8_kind))
+        sdir = run.file(R.STUDENTS_DIR) / name
+        if int8.exists() and (sdir / "student.json").exists():
+            _, svocab, meta = load_student(sdir)
+            preds[kind] = onnx_student_predictor(
+                kind, kind, int8, svocab, teacher.tokenizer, L, meta["params"],
+                threads=live_threads(run, kind))
     if (run.file(R.STUDENTS_DIR) / "fasttext" / "model.bin").exists():
         from ..baselines import fasttext_predictor
 

@@ -70,7 +70,8 @@ STUDENT_FIELDS = {"hidden_size": int, "embedding_init": str, "loss": str, "alpha
                   "learning_rate": lambda x: float(x or 0), "batch_size": int,
                   "train_baseline": bool, "train_soft_no_aug": bool,
                   "families": lambda x: ["bilstm", *(x or [])], "fasttext_baseline": bool}
-FAMILY_CHOICES = [("static embeddings (as Model2Vec)", "static")]
+FAMILY_CHOICES = [("static embeddings (as Model2Vec)", "static"),
+                  ("tiny transformer (the teacher's own layers)", "transformer")]
 
 
 def widget_values(cfg: RunConfig) -> dict:
@@ -131,7 +132,7 @@ def build(defaults: RunConfig) -> DistillTab:
                     families = gr.CheckboxGroup(
                         FAMILY_CHOICES, value=[f for f in sc.families if f != "bilstm"],
                         label="Also distil into", elem_id="kd-families",
-                        info="another student family, on the same soft labels")
+                        info="other student families, on the same soft labels")
                     fasttext_baseline = gr.Checkbox(
                         sc.fasttext_baseline, label="Also train fastText (hard labels)",
                         elem_id="kd-fasttext")

@@ -21,6 +21,7 @@ class ExportTab:
     int8: gr.DownloadButton
     fp32: gr.DownloadButton
     static_int8: gr.DownloadButton
+    transformer_int8: gr.DownloadButton
     results: gr.DownloadButton
     card: gr.DownloadButton
     bundle: gr.DownloadButton
@@ -28,8 +29,8 @@ class ExportTab:
 
     @property
     def outputs(self) -> list:
-        return [self.msg, self.int8, self.fp32, self.static_int8, self.results, self.card,
-                self.bundle, self.preview]
+        return [self.msg, self.int8, self.fp32, self.static_int8, self.transformer_int8,
+                self.results, self.card, self.bundle, self.preview]
 
 
 def build() -> ExportTab:
@@ -40,6 +41,8 @@ def build() -> ExportTab:
         fp32 = gr.DownloadButton("fp32 ONNX student", interactive=False, elem_id="kd-dl-fp32")
         static_int8 = gr.DownloadButton("int8 ONNX static student", interactive=False,
                                         visible=False, elem_id="kd-dl-static-int8")
+        transformer_int8 = gr.DownloadButton("int8 ONNX tiny transformer", interactive=False,
+                                             visible=False, elem_id="kd-dl-transformer-int8")
         results = gr.DownloadButton("results.json", interactive=False, elem_id="kd-dl-results")
         card = gr.DownloadButton("Model card", interactive=False, elem_id="kd-dl-card")
         bundle = gr.DownloadButton("Everything to run it (zip)", interactive=False,
@@ -48,16 +51,23 @@ def build() -> ExportTab:
                 "mapped through its own vocabulary: the zip holds the vocabulary, the "
                 "tokenizer and a usage example.</span>")
     preview = gr.Markdown(elem_id="kd-card-preview", elem_classes="kd-card")
-    return ExportTab(msg, int8, fp32, static_int8, results, card, bundle, preview)
+    return ExportTab(msg, int8, fp32, static_int8, transformer_int8, results, card, bundle,
+                     preview)
 
 
 def _button(path) -> dict:
     return gr.update(value=str(path) if path else None, interactive=path is not None)
 
 
+def _optional(path) -> dict:
+    """A button shown only when the run has its file."""
+    return gr.update(value=str(path) if path else None, interactive=path is not None,
+                     visible=path is not None)
+
+
 def prepare(v: dict):
-    """Outputs: msg, six download buttons (the static student's only when the run has one),
-    the model card preview."""
+    """Outputs: msg, seven download buttons (the other families' only when the run has
+    them), the model card preview."""
     run_id = v["run_id"]
     try:
         run = studio.get_run(run_id) if run_id else studio.default_run()
@@ -67,11 +77,10 @@ def prepare(v: dict):
         files = studio.export_files(run)
     except studio.UserInputError as e:
         off = gr.update(value=None, interactive=False)
-        return (error_md(str(e)), off, off, gr.update(value=None, visible=False), off, off, off,
-                "")
+        hidden = gr.update(value=None, visible=False)
+        return (error_md(str(e)), off, off, hidden, hidden, off, off, off, "")
     card = files["card"].read_text(encoding="utf-8")
     body = card.split("---", 2)[-1] if card.startswith("---") else card
-    static = files["static_int8"]
     return (info_md(f"Files of run {run.id}"), _button(files["int8"]), _button(files["fp32"]),
-            gr.update(value=str(static) if static else None, interactive=static is not None,
-                      visible=static is not None), _button(files["results"]), _button(files["card"]), _button(files["bundle"]), body)
+            _optional(files["static_int8"]), _optional(files["transformer_int8"]),
+            _button(files["results"]), _button(files["card"]), _button(files["bundle"]), body)
