@@ -15,8 +15,12 @@ def test_fine_tune_saves_safetensors_and_reports_accuracy(tiny_data_dir, tiny_ba
     assert (tmp_path / "t" / "model.safetensors").exists()
     assert (tmp_path / "t" / "tokenizer.json").exists()
     # Chance is 0.5 on the balanced tiny data; these settings reach 1.0 by the 2nd epoch.
+    # 8 of the 160 rows are held out to choose the epoch: 10 steps of 16 per epoch.
     assert m["val_accuracy"] >= 0.9 and m["steps"] == 40, m["history"]
-    assert m["val_accuracy"] == max(h["val_accuracy"] for h in m["history"])
+    assert m["train_examples"] == 152 and m["chosen_by"] == "accuracy on 8 held-out training rows"
+    kept = m["history"][m["best_epoch"] - 1]
+    assert kept["holdout_accuracy"] == max(h["holdout_accuracy"] for h in m["history"])
+    assert m["val_accuracy"] == kept["val_accuracy"]
     assert steps[-1].metrics["val_accuracy"] == pytest.approx(m["history"][-1]["val_accuracy"])
     t = load_teacher(str(tmp_path / "t"), task)
     assert t.label_names == ["0", "1"]
@@ -24,6 +28,28 @@ def test_fine_tune_saves_safetensors_and_reports_accuracy(tiny_data_dir, tiny_ba
     # What was saved is the best epoch: it scores what the metrics say it scored.
     logits = t.predict_logits(task.validation.texts)
     assert (logits.argmax(-1) == task.validation.labels).mean() == m["val_accuracy"]
+
+
+def test_the_epoch_is_never_chosen_by_the_validation_split(tiny_data_dir, tiny_backbone,
+                                                           tmp_path):
+    """With the validation labels flipped, choosing by validation would keep the weakest
+    epoch (the first); the teacher keeps the one its held-out training rows prefer, and
+    reports the (low) validation accuracy of that one."""
+    import dataclasses
+
+    task = load_task(DataConfig(dataset=str(tiny_data_dir)))
+    flipped = dataclasses.replace(task, validation=dataclasses.replace(
+        task.validation, labels=1 - task.validation.labels))
+    cfg = TeacherConfig(backbone=str(tiny_backbone), epochs=4, batch_size=16,
+                        learning_rate=5e-3, max_length=32)
+    m = fine_tune(flipped, cfg, tmp_path / "t", seed=0, device="cpu")
+    val = [h["val_accuracy"] for h in m["history"]]
+    assert val.index(max(val)) == 0 and m["best_epoch"] > 1, m["history"]
+    assert m["val_accuracy"] == val[m["best_epoch"] - 1] <= 0.1
+    # One epoch: nothing to choose, nothing held out.
+    one = fine_tune(task, dataclasses.replace(cfg, epochs=1), tmp_path / "one", seed=0,
+                    device="cpu")
+    assert one["chosen_by"] == "last epoch" and one["train_examples"] == 160
 
 
 def test_teacher_path_that_does_not_exist():

@@ -193,6 +193,10 @@ class TeacherConfig(_Section):
     weight_decay: float = 0.01
     #: Fine-tune on at most this many training examples; None uses all.
     max_train_examples: int | None = None
+    #: Share of the labelled training rows held out to choose the epoch when there is more
+    #: than one to choose from (the validation split is the reported test set, so it must
+    #: choose nothing); with one epoch, or 0 here, the teacher keeps its last weights.
+    holdout_fraction: float = 0.05
     #: Batch size when computing logits (inference only).
     eval_batch_size: int = 128
     #: Engine for labelling the transfer set: "auto" uses ONNX Runtime fp32 (the same logits,
@@ -212,6 +216,10 @@ class TeacherConfig(_Section):
             raise ValueError(f"teacher warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.max_train_examples is not None:
             _check_int("teacher max_train_examples", self.max_train_examples, 2)
+        if isinstance(self.holdout_fraction, bool) or not isinstance(
+                self.holdout_fraction, (int, float)) or not 0.0 <= self.holdout_fraction < 0.5:
+            raise ValueError(f"teacher holdout_fraction must be in [0, 0.5), got "
+                             f"{self.holdout_fraction!r}")
 
 
 @dataclass

@@ -215,10 +215,39 @@ def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float((logits.argmax(-1) == labels).mean()) if len(labels) else 0.0
 
 
+def _hold_out(texts: list[str], labels: np.ndarray, cfg: TeacherConfig, seed: int
+              ) -> tuple[list[str], np.ndarray, tuple[list[str], np.ndarray] | None]:
+    """(training texts, their labels, the held-out rows or None): rows are held out only
+    when there are several epochs to choose from (``cfg.holdout_fraction``)."""
+    n_hold = int(round(cfg.holdout_fraction * len(texts))) if cfg.epochs > 1 else 0
+    if n_hold < 1 or len(texts) - n_hold < 2:
+        return texts, labels, None
+    pick = np.zeros(len(texts), bool)
+    # Its own generator: the batch order's stays the one the seed gives.
+    pick[np.random.default_rng([seed, 1]).choice(len(texts), n_hold, replace=False)] = True
+    held = ([t for t, h in zip(texts, pick, strict=True) if h], labels[pick])
+    return [t for t, h in zip(texts, pick, strict=True) if not h], labels[~pick], held
+
+
+def _evaluate_epoch(teacher: Teacher, task: TaskData, holdout, batch_size: int, epoch: int,
+                    step: int) -> tuple[dict, float]:
+    """(history entry, the score that chooses): the held-out rows' accuracy, else the epoch
+    itself (the last is kept). The validation accuracy is only reported."""
+    acc = accuracy(teacher.predict_logits(task.validation.texts, batch_size),
+                   task.validation.labels)
+    entry = {"epoch": epoch, "step": step, "val_accuracy": acc}
+    if holdout is None:
+        return entry, float(epoch)
+    entry["holdout_accuracy"] = accuracy(teacher.predict_logits(holdout[0], batch_size),
+                                         holdout[1])
+    return entry, entry["holdout_accuracy"]
+
+
 def fine_tune(task: TaskData, cfg: TeacherConfig, out_dir: str | Path, *, seed: int = 42,
               device: str = "auto", on_step: OnStep | None = None,
               should_stop: ShouldStop | None = None) -> dict:
-    """Fine-tune ``cfg.backbone`` on ``task``; save the best epoch to ``out_dir``."""
+    """Fine-tune ``cfg.backbone`` on ``task``; save to ``out_dir`` the epoch that scores best
+    on rows held out of the training data (``cfg.holdout_fraction``), or the last."""
     from transformers import (
         AutoModelForSequenceClassification,
         AutoTokenizer,
@@ -250,6 +279,7 @@ def fine_tune(task: TaskData, cfg: TeacherConfig, out_dir: str | Path, *, seed: 
     if cfg.max_train_examples is not None and len(texts) > cfg.max_train_examples:
         keep = np.sort(rng.choice(len(texts), cfg.max_train_examples, replace=False))
         texts, labels = [texts[i] for i in keep], labels[keep]
+    texts, labels, holdout = _hold_out(texts, labels, cfg, seed)
     enc = tokenizer(texts, truncation=True, max_length=cfg.max_length)["input_ids"]
     lengths = [len(x) for x in enc]
     steps_per_epoch = math.ceil(len(texts) / cfg.batch_size)
@@ -267,7 +297,7 @@ def fine_tune(task: TaskData, cfg: TeacherConfig, out_dir: str | Path, *, seed: 
     pad_id = tokenizer.pad_token_id or 0
 
     progress = Progress(stage="teacher", total=total)
-    best_acc, best_epoch, history = -1.0, 0, []
+    best_score, best_acc, best_epoch, history = -1.0, -1.0, 0, []
     out_dir = Path(out_dir)
     step, epoch = 0, 0
     stopped = False
@@ -300,19 +330,21 @@ def fine_tune(task: TaskData, cfg: TeacherConfig, out_dir: str | Path, *, seed: 
                 on_step(progress)
         if step == 0:
             break
-        val_logits = teacher.predict_logits(task.validation.texts, cfg.eval_batch_size)
-        acc = accuracy(val_logits, task.validation.labels)
-        history.append({"epoch": epoch, "step": step, "val_accuracy": acc})
+        entry, score = _evaluate_epoch(teacher, task, holdout, cfg.eval_batch_size, epoch, step)
+        acc = entry["val_accuracy"]
+        history.append(entry)
         progress.update(step, val_accuracy=acc, eval_step=step, epoch=epoch)
         if on_step is not None:
             on_step(progress)
-        if acc > best_acc:
-            best_acc, best_epoch = acc, epoch
+        if score >= best_score:  # a tie keeps the later, longer-trained epoch
+            best_score, best_acc, best_epoch = score, acc, epoch
             save_teacher(teacher, out_dir)
     if best_acc < 0:
         raise StopRequested("teacher fine-tuning was cancelled before the first epoch ended")
     metrics = {
         "val_accuracy": best_acc, "best_epoch": best_epoch, "steps": step,
+        "chosen_by": (f"accuracy on {len(holdout[1])} held-out training rows"
+                      if holdout is not None else "last epoch"),
         "train_examples": len(texts), "backbone": cfg.backbone, "history": history,
         "parameters": teacher.num_parameters(), "fingerprint": fingerprint(out_dir),
         "cancelled": stopped, "seconds": round(time.time() - t_start, 1),
