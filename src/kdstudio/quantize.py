@@ -80,6 +80,17 @@ def _save_graph(nodes, inits, name: str, num_labels: int, path: Path, opset: int
     return path
 
 
+def _head_nodes(features: str) -> list:
+    """``features`` → ReLU layer ``fc`` → ``out`` → ``logits``, as MatMul + Add (which the
+    int8 quantizer turns into integer MatMuls; it leaves Gemm float)."""
+    n = helper.make_node
+    return [n("MatMul", [features, "fc.weight_t"], ["fc_mm"]),
+            n("Add", ["fc_mm", "fc.bias"], ["fc_out"]),
+            n("Relu", ["fc_out"], ["hidden"]),
+            n("MatMul", ["hidden", "out.weight_t"], ["out_mm"]),
+            n("Add", ["out_mm", "out.bias"], ["logits"])]
+
+
 def _init(name: str, a: np.ndarray):
     return numpy_helper.from_array(np.ascontiguousarray(a), name)
 
@@ -112,11 +123,7 @@ def export_static(model: torch.nn.Module, path: str | Path, opset: int = 17) -> 
         n("Gather", ["embedding.weight", "input_ids"], ["emb"]),  # (B, L, E)
         n("ReduceSum", ["emb", "axis1"], ["summed"], keepdims=0),  # (B, E)
         n("Div", ["summed", "count"], ["pooled"]),
-        n("MatMul", ["pooled", "fc.weight_t"], ["fc_mm"]),
-        n("Add", ["fc_mm", "fc.bias"], ["fc_out"]),
-        n("Relu", ["fc_out"], ["hidden"]),
-        n("MatMul", ["hidden", "out.weight_t"], ["out_mm"]),
-        n("Add", ["out_mm", "out.bias"], ["logits"]),
+        *_head_nodes("pooled"),
     ]
     return _save_graph(nodes, inits, "static_student", model.out.out_features, Path(path),
                        opset)
@@ -170,11 +177,7 @@ def export_bilstm(model: torch.nn.Module, path: str | Path, opset: int = 17) -> 
         n("Concat", ["h_fwd", "h_bwd"], ["h_all"], axis=0),  # (2, B, H)
         n("Transpose", ["h_all"], ["h_bt"], perm=[1, 0, 2]),  # (B, 2, H)
         n("Reshape", ["h_bt", "feat_shape"], ["feat"]),
-        n("MatMul", ["feat", "fc.weight_t"], ["fc_mm"]),
-        n("Add", ["fc_mm", "fc.bias"], ["fc_out"]),
-        n("Relu", ["fc_out"], ["hidden"]),
-        n("MatMul", ["hidden", "out.weight_t"], ["out_mm"]),
-        n("Add", ["out_mm", "out.bias"], ["logits"]),
+        *_head_nodes("feat"),
     ]
     return _save_graph(nodes, inits, "bilstm_student", model.out.out_features, Path(path),
                        opset)
