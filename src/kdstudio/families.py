@@ -142,7 +142,3 @@ REGISTRY: dict[str, Family] = {
                           _transformer_training, ("MatMulInteger",),
                           lambda cfg: cfg.transformer.max_rows),
 }
-
-
-def family_of_variant(variant: str) -> Family | None:
-    return next((f for f in REGISTRY.values() if f.variant == variant), None)

@@ -278,12 +278,17 @@ def load_student(path: str | Path) -> tuple[nn.Module, StudentVocab, dict]:
     from safetensors.torch import load_file
 
     path = Path(path)
-    meta = json.loads((path / "student.json").read_text())
+    vocab, meta = read_student_files(path)
     try:
         model = student_from_arch(meta["arch"])
     except ValueError as e:
         raise ValueError(f"the student in {path}: {e}") from None
     model.load_state_dict(load_file(str(path / "model.safetensors")))
-    model.eval()
-    vocab = StudentVocab.from_json((path / "vocab.json").read_text())
-    return model, vocab, meta
+    return model.eval(), vocab, meta
+
+
+def read_student_files(path: str | Path) -> tuple[StudentVocab, dict]:
+    """A saved student's vocabulary and ``student.json``, without building the model."""
+    path = Path(path)
+    return (StudentVocab.from_json((path / "vocab.json").read_text()),
+            json.loads((path / "student.json").read_text()))

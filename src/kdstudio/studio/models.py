@@ -62,11 +62,11 @@ _MODELS: VersionedCache[RunModels] = VersionedCache(3)
 
 def model_version(run: Run) -> tuple:
     """Changes whenever one of the run's model files is written again."""
+    from ..families import REGISTRY  # here: it imports torch, which start-up does not need
+
     files = [run.file(R.TEACHER_DIR) / "teacher.json",
              run.file(R.STUDENTS_DIR) / "distilled" / "model.safetensors",
-             run.file(R.ONNX_DIR) / "distilled.int8.onnx",
-             run.file(R.ONNX_DIR) / "static.int8.onnx",
-             run.file(R.ONNX_DIR) / "transformer.int8.onnx",
+             *(run.file(R.ONNX_DIR) / f"{f.variant}.int8.onnx" for f in REGISTRY.values()),
              run.file(R.STUDENTS_DIR) / "fasttext" / "model.bin"]
     return tuple(f.stat().st_mtime_ns if f.exists() else 0 for f in files)
 
@@ -80,7 +80,8 @@ def _load_models(run: Run) -> RunModels:
     from transformers.utils import logging as hf_logging
 
     from ..compare import onnx_student_predictor, student_predictor
-    from ..student import load_student
+    from ..families import REGISTRY
+    from ..student import read_student_files
     from ..teacher import load_teacher
 
     hf_logging.disable_progress_bar()  # a "Loading weights" bar per load only clutters the log
@@ -97,17 +98,16 @@ def _load_models(run: Run) -> RunModels:
     sdir = run.file(R.STUDENTS_DIR) / "distilled"
     if (sdir / "model.safetensors").exists():
         preds["student"] = student_predictor("student", sdir, teacher.tokenizer, L)
-        vocab = load_student(sdir)[1]
+        vocab = read_student_files(sdir)[0]
     # The int8 graph of each family (student folder = ONNX file stem).
-    for kind, name in (("student-int8", "distilled"), ("static-int8", "static"),
-                       ("transformer-int8", "transformer")):
-        int8 = run.file(R.ONNX_DIR) / f"{name}.int8.onnx"
-        sdir = run.file(R.STUDENTS_DIR) / name
+    for fam in REGISTRY.values():
+        int8 = run.file(R.ONNX_DIR) / f"{fam.variant}.int8.onnx"
+        sdir = run.file(R.STUDENTS_DIR) / fam.variant
         if int8.exists() and (sdir / "student.json").exists():
-            _, svocab, meta = load_student(sdir)
-            preds[kind] = onnx_student_predictor(
-                kind, kind, int8, svocab, teacher.tokenizer, L, meta["params"],
-                threads=live_threads(run, kind))
+            svocab, meta = read_student_files(sdir)
+            preds[fam.int8_kind] = onnx_student_predictor(
+                fam.int8_kind, fam.int8_kind, int8, svocab, teacher.tokenizer, L,
+                meta["params"], threads=live_threads(run, fam.int8_kind))
     if (run.file(R.STUDENTS_DIR) / "fasttext" / "model.bin").exists():
         from ..baselines import fasttext_predictor
 
