@@ -356,12 +356,16 @@ def figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
                           xaxis={"type": "log", "title": f"p50 latency at batch 1, {what} "
                                                          "(ms, log)"},
                           yaxis={"title": "validation accuracy (%)"}, template="plotly_white",
-                          legend={"orientation": "h", "y": -0.25})
+                          # The legend sits below the axis title and the figure grows with
+                          # it, so a run with every family keeps a readable plot area.
+                          legend={"orientation": "h", "yanchor": "top", "y": -0.3},
+                          height=440 + 21 * len(traces), margin={"b": 40 + 21 * len(traces)})
     bars = go.Figure(go.Bar(x=[r["name"] for r in rows], y=[r["size_mb"] for r in rows],
                             text=[f"{r['size_mb']:.2f} MB" for r in rows],
                             textposition="outside"))
     bars.update_layout(title="Size on disk", yaxis={"title": "MB", "type": "log"},
-                       template="plotly_white")
+                       template="plotly_white", height=440 + 21 * len(traces),
+                       xaxis={"automargin": True})
     return {"accuracy_latency": scatter, "size": bars}
 
 

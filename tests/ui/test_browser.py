@@ -91,6 +91,14 @@ def test_every_tab_augmentation_and_prediction(page, studio, finished_run):
     for kind in ("teacher", "student", "student-int8", "static-int8", "transformer-int8",
                  "baseline-fasttext"):  # the shared run has every family and fastText
         assert " ms" in page.locator(f"#kd-label-{kind}").inner_text()
+    # the shortlist of what to ship, as the run's own numbers give it
+    from kdstudio.studio import trade_offs
+
+    front = trade_offs(finished_run.results())
+    if front:
+        expect(page.locator("#kd-front")).to_have_text(front)
+    else:
+        expect(page.locator("#kd-front")).to_have_count(0)
     page.screenshot(path=str(ARTIFACTS / "studio-4-compare.png"), full_page=True)
 
     _tab(page, "Export")

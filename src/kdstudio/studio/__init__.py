@@ -59,6 +59,7 @@ from .tables import (
     headline,
     result_figures,
     seed_table,
+    trade_offs,
 )
 from .uploads import (
     check_model_ref,
@@ -75,7 +76,7 @@ __all__ = [
     "AFTER_TEACHER", "CORE_KINDS", "MODEL_KINDS", "admin_key_required", "check_admin", "AugmentedCopy", "augment_preview", "ModelAnswer", "Snapshot", "UserInputError", "active_job",
     "cancel", "cancel_active", "check_model_ref", "check_upload", "dataset_title", "clean_text", "comparison_table",
     "default_run", "disagreements", "export_files", "finished_results", "get_run",
-    "has_models", "headline", "reference_benchmark", "reference_figures",
+    "has_models", "headline", "trade_offs", "reference_benchmark", "reference_figures",
     "reference_headline", "reference_table", "reference_title", "is_stored_upload", "load_task_cached", "max_upload_bytes", "model_card",
     "predict", "preview_pos_dictionary", "read_results", "result_figures", "resume", "reusable_teacher", "run_choices",
     "run_models", "run_rows", "runs_root", "seed_table", "snapshot", "soft_labels", "softmax",

@@ -33,6 +33,26 @@ def headline(res: dict) -> str:
             f"{s8.get('size_ratio') or 0:.0f}x smaller")
 
 
+def trade_offs(res: dict) -> str:
+    """The models nothing in the run beats on both accuracy and end-to-end batch-1 latency,
+    fastest first: the shortlist of what to ship. Empty when the run has a single student
+    family and no baseline (the headline says it all)."""
+    from ..compare import pareto_front, role
+
+    rows = res["rows"]
+    kinds = {r["kind"] for r in rows}
+    families = {k for k in kinds if k.endswith("-int8") and not k.startswith("teacher")}
+    if len(families) < 2 and not any(k.startswith("baseline:") for k in kinds):
+        return ""
+    front = pareto_front(rows)
+    if len(front) < 2:
+        return ""
+    return ("Nothing in this run beats these on both accuracy and end-to-end latency: "
+            + " · ".join(f"{r['name']}{', baseline' if role(r) == 'baseline' else ''}: "
+                         f"{r['accuracy']:.1%} at {r['latency_b1_e2e_ms_p50']:.2f} ms"
+                         for r in front))
+
+
 def finished_results(run: Run | None) -> dict:
     if run is None:
         raise UserInputError(

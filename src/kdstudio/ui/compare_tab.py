@@ -161,7 +161,10 @@ def show_results(v: dict):
     figs = studio.result_figures(res)
     timing = res.get("timing", {})
     env = res.get("environment", {})
+    front = studio.trade_offs(res)
     header = (headline_html(studio.headline(res))
+              + (f"<div id='kd-front' class='kd-muted'>{html.escape(front)}</div>\n\n"
+                 if front else "")
               + f"### Run `{run.id}` · {html.escape(studio.dataset_title(str(res.get('dataset'))))} · "
               f"{res.get('validation_size')} validation sentences\n"
               f"<span class='kd-muted'>Timing: {html.escape(timing.get('what', ''))}; latency "
