@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from kdstudio.config import DataConfig
-from kdstudio.data import DataError, load_task, read_table
+from kdstudio.data import UNLABELLED, DataError, load_task, read_table
 
 
 def _load(path, **kw):
@@ -86,6 +86,41 @@ def test_a_single_labelled_row_is_refused(tiny_data_dir):
         DataConfig(dataset=str(tiny_data_dir), max_labelled_examples=1)
 
 # ---- bad input: each gets a message naming the problem --------------------------------
+def test_empty_label_cells_are_text_for_the_teacher_to_label(tmp_path):
+    n = 60
+    df = pd.DataFrame({"text": [f"sentence {i}" for i in range(n)],
+                       "label": [(i % 2 if i < 20 else None) for i in range(n)]})
+    p = tmp_path / "few-labels.csv"
+    df.to_csv(p, index=False)  # integer labels with empty cells: pandas reads 0.0 / 1.0
+    task = _load(p, validation_fraction=0.25)
+    assert task.label_names == ["0", "1"]
+    assert len(task.validation) == 5 and len(task.train) == 55  # 25% of the 20 labelled
+    assert task.unlabelled == 40
+    labelled = {f"sentence {i}": i % 2 for i in range(20)}
+    assert all(labelled[t] == y for t, y in zip(task.validation.texts, task.validation.labels,
+                                                  strict=True))
+    for t, y in zip(task.train.texts, task.train.labels, strict=True):
+        assert y == labelled.get(t, UNLABELLED)
+    assert any("40 training rows have no label" in note for note in task.notes)
+
+
+def test_a_validation_file_needs_every_label(tmp_path):
+    (tmp_path / "train.csv").write_text("text,label\na,pos\nb,\nc,neg\nd,pos\n")
+    (tmp_path / "validation.csv").write_text("text,label\ne,pos\nf,\n")
+    with pytest.raises(DataError, match=r"validation.csv: 1 row\(s\) have no label"):
+        _load(tmp_path)
+    (tmp_path / "validation.csv").write_text("text,label\ne,pos\nf,neg\n")
+    task = _load(tmp_path)
+    assert task.unlabelled == 1 and task.label_names == ["neg", "pos"]
+    assert list(task.train.labels) == [1, UNLABELLED, 0, 1]
+
+
+def test_a_file_without_any_label_is_refused(tmp_path):
+    (tmp_path / "d.csv").write_text("text,label\na,\nb,\nc,\n")
+    with pytest.raises(DataError, match="label"):
+        _load(tmp_path / "d.csv", label_column="label", text_column="text")
+
+
 def test_missing_named_column(tmp_path):
     _frame().to_csv(tmp_path / "d.csv", index=False)
     with pytest.raises(DataError, match="text column 'txt' not found; the file has columns: "

@@ -16,22 +16,18 @@ import numpy as np
 import pandas as pd
 
 from .config import DataConfig
+from .datafiles import FILE_SUFFIXES, DataError, find_split_files, read_table
 
 #: Datasets the studio knows by name: local file stem layout and Hub fallback.
 KNOWN_DATASETS = {
     "sst2": {"hub": "stanfordnlp/sst2", "text": "sentence", "label": "label",
              "label_names": ["negative", "positive"]},
 }
-FILE_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".parquet")
 TEXT_CANDIDATES = ("text", "sentence", "sentences", "review", "content", "document", "tweet",
                    "comment", "body", "utterance", "question", "input")
 LABEL_CANDIDATES = ("label", "labels", "class", "category", "target", "sentiment", "y", "gold")
 #: The label of a training text without one: the teacher labels it for the students.
 UNLABELLED = -1
-
-
-class DataError(ValueError):
-    """The user's data cannot be used as it is; the message says why and what to do."""
 
 
 @dataclass
@@ -87,112 +83,6 @@ class TaskData:
 
 
 # ---------------------------------------------------------------------------------------
-# Reading files
-# ---------------------------------------------------------------------------------------
-def _check_text(path: Path, suffix: str) -> None:
-    """Refuse a binary or non-UTF-8 file before pandas reads it."""
-    raw = path.read_bytes()
-    if b"\0" in raw[:8192]:
-        raise DataError(
-            f"{path.name} looks like a binary file, not {suffix[1:].upper()} text; "
-            "check that you picked the right file"
-        )
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise DataError(
-            f"{path.name} is not UTF-8 text (bad byte at position {e.start}); "
-            "re-save it as UTF-8"
-        ) from None
-
-
-def _read_json(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_json(path)
-    except ValueError:
-        return pd.read_json(path, lines=True)
-
-
-_READERS = {
-    ".csv": lambda p, header=0: pd.read_csv(p, keep_default_na=False, header=header),
-    # SST-2 style TSVs contain quote characters that are literal text.
-    ".tsv": lambda p, header=0: pd.read_csv(p, sep="\t", quoting=3, keep_default_na=False,
-                                            header=header),
-    ".jsonl": lambda p: pd.read_json(p, lines=True),
-    ".json": _read_json,
-    ".parquet": pd.read_parquet,
-}
-
-
-def read_table(path: str | Path, header: bool | str = "auto") -> pd.DataFrame:
-    """Read one CSV/TSV/JSON/JSONL/Parquet file, with messages a user can act on.
-
-    ``header`` (CSV/TSV only): whether the first row names the columns; "auto" decides by
-    :func:`header_missing`. A file without one gets columns ``column_1``, ``column_2``...
-    """
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"file {str(path)!r} does not exist")
-    suffix = path.suffix.lower()
-    if suffix not in FILE_SUFFIXES:
-        raise DataError(
-            f"{path.name}: unsupported file type {suffix or '(none)'}; "
-            f"use one of {', '.join(FILE_SUFFIXES)}"
-        )
-    if path.stat().st_size == 0:
-        raise DataError(f"{path.name} is empty")
-    if suffix != ".parquet":
-        _check_text(path, suffix)
-    try:
-        df = _READERS[suffix](path)
-    except Exception as e:  # pandas/pyarrow raise many types for malformed input
-        raise DataError(
-            f"{path.name} could not be read as {suffix[1:].upper()}: {str(e).splitlines()[0]}"
-        ) from None
-    if suffix in (".csv", ".tsv") and (header is False or (header == "auto"
-                                                          and header_missing(df))):
-        df = _READERS[suffix](path, header=None)
-        df.columns = [f"column_{i + 1}" for i in range(df.shape[1])]
-    if len(df) == 0:
-        raise DataError(f"{path.name} has no rows")
-    df.columns = [str(c) for c in df.columns]
-    return df
-
-
-def header_missing(df: pd.DataFrame) -> bool:
-    """Whether the names pandas took from the first row are really data: a name that
-    recurs as a value of its column (a label such as "positive"), or a number heading a
-    numeric column."""
-    for name in df.columns:
-        col = df[name]
-        if not pd.api.types.is_numeric_dtype(col) and (col.astype(str) == str(name)).any():
-            return True
-        if pd.api.types.is_numeric_dtype(col) and _is_number(str(name)):
-            return True
-    return False
-
-
-def _is_number(s: str) -> bool:
-    try:
-        float(s)
-    except ValueError:
-        return False
-    return True
-
-
-def _find_split_files(folder: Path) -> dict[str, Path]:
-    found: dict[str, Path] = {}
-    for split, stems in (("train", ("train",)),
-                         ("validation", ("validation", "valid", "val", "dev", "test"))):
-        for stem in stems:
-            for suffix in FILE_SUFFIXES:
-                p = folder / f"{stem}{suffix}"
-                if p.exists() and split not in found:
-                    found[split] = p
-    return found
-
-
-# ---------------------------------------------------------------------------------------
 # Columns and labels
 # ---------------------------------------------------------------------------------------
 def detect_columns(df: pd.DataFrame, text_column: str | None = None,
@@ -228,11 +118,37 @@ def detect_columns(df: pd.DataFrame, text_column: str | None = None,
     return text, label
 
 
-def encode_labels(values: pd.Series, label_names: list[str] | None = None
-                  ) -> tuple[np.ndarray, list[str]]:
-    """Map label values to ids 0..K-1. Integer labels keep their values; strings are sorted."""
-    if values.isna().any():
-        raise DataError(f"{int(values.isna().sum())} row(s) have no label; fill or remove them")
+def missing_labels(values: pd.Series) -> np.ndarray:
+    """Rows whose label cell is empty (NaN, or only spaces)."""
+    blank = np.array(values.isna(), dtype=bool)
+    if not pd.api.types.is_numeric_dtype(values):
+        blank |= (values.astype(str).str.strip() == "").to_numpy(dtype=bool)
+    return blank
+
+
+def _integral(values: pd.Series) -> pd.Series:
+    """Whole numbers as ints: a column with an empty cell reads as text ("1") or floats."""
+    if not len(values) or pd.api.types.is_integer_dtype(values):
+        return values
+    nums = pd.to_numeric(values, errors="coerce")
+    if nums.notna().all() and bool((nums == nums.round()).all()):
+        return nums.astype(np.int64)
+    return values
+
+
+def encode_labels(values: pd.Series, label_names: list[str] | None = None,
+                  allow_missing: bool = False) -> tuple[np.ndarray, list[str]]:
+    """Map label values to ids 0..K-1. Integer labels keep their values; strings are sorted.
+    With ``allow_missing`` an empty label cell gives UNLABELLED (text the teacher labels)."""
+    missing = missing_labels(values)
+    if missing.any() and not allow_missing:
+        raise DataError(f"{int(missing.sum())} row(s) have no label; fill or remove them")
+    if missing.any():
+        ids = np.full(len(values), UNLABELLED, dtype=np.int64)
+        if (~missing).any():
+            ids[~missing], label_names = encode_labels(values[~missing], label_names)
+        return ids, label_names or []
+    values = _integral(values)
     if label_names is not None:
         if pd.api.types.is_integer_dtype(values):
             ids = values.to_numpy(dtype=np.int64)
@@ -244,7 +160,7 @@ def encode_labels(values: pd.Series, label_names: list[str] | None = None
                 )
             return ids, label_names
         index = {n: i for i, n in enumerate(label_names)}
-        strs = values.astype(str)
+        strs = values.astype(str).str.strip()
         bad = sorted(set(strs) - set(index))
         if bad:
             raise DataError(
@@ -260,13 +176,16 @@ def encode_labels(values: pd.Series, label_names: list[str] | None = None
             return values.to_numpy(dtype=np.int64), names
         names = [str(v) for v in uniq]
     else:
-        names = sorted(values.astype(str).unique())
+        names = sorted(values.astype(str).str.strip().unique())
     index = {n: i for i, n in enumerate(names)}
-    return values.astype(str).map(index).to_numpy(dtype=np.int64), names
+    return values.astype(str).str.strip().map(index).to_numpy(dtype=np.int64), names
 
 
 def frame_to_split(df: pd.DataFrame, text: str, label: str,
-                   label_names: list[str] | None, source: str) -> tuple[Split, list[str]]:
+                   label_names: list[str] | None, source: str,
+                   unlabelled_ok: bool = False) -> tuple[Split, list[str]]:
+    """A split from ``df``; with ``unlabelled_ok`` (training data) empty label cells mark
+    text for the teacher to label, elsewhere they are refused."""
     for col in (text, label):
         if col not in df.columns:
             raise DataError(
@@ -276,8 +195,23 @@ def frame_to_split(df: pd.DataFrame, text: str, label: str,
     if texts.isna().any():
         raise DataError(f"{source}: {int(texts.isna().sum())} row(s) have no text")
     texts = texts.astype(str).str.strip()
-    ids, names = encode_labels(df[label], label_names)
+    try:
+        ids, names = encode_labels(df[label], label_names, allow_missing=unlabelled_ok)
+    except DataError as e:
+        raise DataError(f"{source}: {e}") from None
     return Split(texts.tolist(), ids), names
+
+
+def _labelled_first(df: pd.DataFrame, label: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rows with a label, rows without): validation rows are drawn from the first only."""
+    missing = missing_labels(df[label])
+    return (df[~missing].reset_index(drop=True), df[missing].reset_index(drop=True))
+
+
+def _unlabelled_note(train: Split) -> list[str]:
+    n = int((train.labels == UNLABELLED).sum())
+    return [f"{n:,} training rows have no label: the teacher labels them for the "
+            "distilled students"] if n else []
 
 
 def _check_task(task: TaskData) -> TaskData:
@@ -363,11 +297,16 @@ def _load_source(cfg: DataConfig, seed: int) -> TaskData:
 def _from_file(path: Path, cfg: DataConfig, seed: int) -> TaskData:
     df = read_table(path, cfg.header)
     text, label = detect_columns(df, cfg.text_column, cfg.label_column)
-    train_df, val_df = split_off_validation(df, cfg.validation_fraction, seed)
-    ids, names = encode_labels(df[label])  # label set from the whole file
-    train, _ = frame_to_split(train_df, text, label, names, path.name)
+    labelled, unlabelled = _labelled_first(df, label)
+    if len(labelled) == 0:
+        raise DataError(f"{path.name}: no row has a label in column {label!r}")
+    train_df, val_df = split_off_validation(labelled, cfg.validation_fraction, seed)
+    train_df = pd.concat([train_df, unlabelled], ignore_index=True)
+    _, names = encode_labels(labelled[label])  # label set from the whole file
+    train, _ = frame_to_split(train_df, text, label, names, path.name, unlabelled_ok=True)
     val, _ = frame_to_split(val_df, text, label, names, path.name)
-    notes = [f"validation split: {len(val)} rows held out with seed {seed}"]
+    notes = [f"validation split: {len(val)} labelled rows held out with seed {seed}",
+             *_unlabelled_note(train)]
     if df.columns[0] == "column_1":
         notes.append("no header row: the first row is data")
     return TaskData(train, val, names, text, label, str(path), notes, list(df.columns))
@@ -375,7 +314,7 @@ def _from_file(path: Path, cfg: DataConfig, seed: int) -> TaskData:
 
 def _from_folder(folder: Path, cfg: DataConfig, seed: int, label_names: list[str] | None,
                  known: dict | None) -> TaskData:
-    files = _find_split_files(folder)
+    files = find_split_files(folder)
     if "train" not in files:
         raise DataError(
             f"folder {str(folder)!r} has no train file; expected train.csv/.tsv/.json/.jsonl/"
@@ -390,17 +329,22 @@ def _from_folder(folder: Path, cfg: DataConfig, seed: int, label_names: list[str
     if "validation" in files:
         val_df = read_table(files["validation"], cfg.header)
     else:
-        train_df, val_df = split_off_validation(train_df, cfg.validation_fraction, seed)
-        notes.append(f"validation split: {len(val_df)} rows held out with seed {seed}")
+        labelled, unlabelled = _labelled_first(train_df, label)
+        train_df, val_df = split_off_validation(labelled, cfg.validation_fraction, seed)
+        train_df = pd.concat([train_df, unlabelled], ignore_index=True)
+        notes.append(f"validation split: {len(val_df)} labelled rows held out with seed {seed}")
     if label_names is None:
-        _, label_names = encode_labels(pd.concat([train_df[label], val_df[label]]))
-        if val_df[label].dtype != train_df[label].dtype:
+        both = pd.concat([train_df[label], val_df[label]])
+        _, label_names = encode_labels(both[~missing_labels(both)])
+        if _integral(val_df[label].dropna()).dtype != _integral(train_df[label].dropna()).dtype:
             raise DataError("train and validation label columns hold different kinds of values")
-    train, _ = frame_to_split(train_df, text, label, label_names, files["train"].name)
+    train, _ = frame_to_split(train_df, text, label, label_names, files["train"].name,
+                              unlabelled_ok=True)
     val, _ = frame_to_split(val_df, text, label, label_names,
                             files.get("validation", files["train"]).name)
     if train_df.columns[0] == "column_1":
         notes.append("no header row: the first row is data")
+    notes += _unlabelled_note(train)
     return TaskData(train, val, label_names, text, label, str(folder), notes,
                     list(train_df.columns))
 

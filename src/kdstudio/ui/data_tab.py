@@ -175,7 +175,9 @@ def build(defaults: RunConfig) -> DataTab:
                                    label="Class balance", interactive=False, max_height=200)
             samples = gr.Dataframe(pd.DataFrame(columns=["text", "label"]),
                                    label="Sample training rows", interactive=False,
-                                   wrap=True, max_height=300)
+                                   # long sentences would push the label out of view
+                                   wrap=True, max_height=300, column_widths=["82%", "18%"],
+                                   elem_id="kd-samples")
     gr.Markdown("### Teacher")
     with gr.Row(equal_height=False):
         with gr.Column(scale=2):
