@@ -68,7 +68,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the app exited: {self.log.read_text()[-3000:]}")
             try:
-                urllib.request.urlopen(self.url, timeout=2)
+                urllib.request.urlopen(self.url, timeout=10)  # a busy CPU renders slowly
                 return self
             except OSError:
                 time.sleep(0.5)
