@@ -2,13 +2,7 @@ import pytest
 
 from kdstudio.config import DataConfig, TeacherConfig
 from kdstudio.data import load_task
-from kdstudio.teacher import (
-    TeacherError,
-    _param_groups,
-    fine_tune,
-    load_teacher,
-    resolve_model_ref,
-)
+from kdstudio.teacher import TeacherError, fine_tune, load_teacher, resolve_model_ref
 
 
 def test_fine_tune_saves_safetensors_and_reports_accuracy(tiny_data_dir, tiny_backbone,
@@ -56,29 +50,6 @@ def test_the_epoch_is_never_chosen_by_the_validation_split(tiny_data_dir, tiny_b
     one = fine_tune(task, dataclasses.replace(cfg, epochs=1), tmp_path / "one", seed=0,
                     device="cpu")
     assert one["chosen_by"] == "last epoch" and one["train_examples"] == 160
-
-
-def test_layer_lr_decay_lowers_the_rate_layer_by_layer_down_to_the_embeddings():
-    from transformers import BertConfig, BertForSequenceClassification
-
-    model = BertForSequenceClassification(BertConfig(
-        vocab_size=50, hidden_size=16, num_hidden_layers=3, num_attention_heads=2,
-        intermediate_size=32))
-    lr_of = {}
-    for g in _param_groups(model, TeacherConfig(learning_rate=1e-3, layer_lr_decay=0.5)):
-        for p in g["params"]:
-            lr_of[id(p)] = (g["lr"], g["weight_decay"])
-    named = dict(model.named_parameters())
-    rate = {n: lr_of[id(p)][0] for n, p in named.items()}
-    assert rate["classifier.weight"] == rate["bert.pooler.dense.weight"] == 1e-3
-    for i, want in enumerate([1.25e-4, 2.5e-4, 5e-4]):  # layer 2, the top, at 1e-3 * 0.5
-        assert rate[f"bert.encoder.layer.{i}.attention.self.query.weight"] == pytest.approx(want)
-    assert rate["bert.embeddings.word_embeddings.weight"] == pytest.approx(6.25e-5)
-    assert lr_of[id(named["bert.encoder.layer.0.output.LayerNorm.weight"])][1] == 0.0
-    assert lr_of[id(named["classifier.weight"])][1] == 0.01
-    # off by default: one rate, and the two weight-decay groups only
-    plain = _param_groups(model, TeacherConfig(learning_rate=1e-3))
-    assert len(plain) == 2 and {g["lr"] for g in plain} == {1e-3}
 
 
 def test_teacher_path_that_does_not_exist():

@@ -94,9 +94,6 @@ class TeacherConfig(Section):
     max_length: int = 64
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
-    #: Layer-wise learning-rate decay: each encoder layer below the top trains at this
-    #: factor times the rate of the one above it (the embeddings lowest); 1.0 is off.
-    layer_lr_decay: float = 1.0
     #: Fine-tune on at most this many training examples; None uses all.
     max_train_examples: int | None = None
     #: Share of the labelled training rows held out to choose the epoch when there is more
@@ -120,9 +117,6 @@ class TeacherConfig(Section):
         check_int("teacher max_length", self.max_length, 4, 4096)
         if not 0.0 <= float(self.warmup_ratio) < 1.0:
             raise ValueError(f"teacher warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        if not 0.0 < float(self.layer_lr_decay) <= 1.0:
-            raise ValueError(f"teacher layer_lr_decay must be in (0, 1], got "
-                             f"{self.layer_lr_decay}")
         if self.max_train_examples is not None:
             check_int("teacher max_train_examples", self.max_train_examples, 2)
         if isinstance(self.holdout_fraction, bool) or not isinstance(

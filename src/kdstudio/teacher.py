@@ -13,7 +13,6 @@ import importlib.util
 import json
 import math
 import os
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -244,31 +243,6 @@ def _evaluate_epoch(teacher: Teacher, task: TaskData, holdout, batch_size: int, 
     return entry, entry["holdout_accuracy"]
 
 
-def _layer_depth(name: str, n_layers: int) -> int:
-    """How far below the classifier head a parameter sits: 0 for the head, ``n_layers - i``
-    for encoder layer i, ``n_layers + 1`` for the embeddings."""
-    m = re.search(r"\.layers?\.(\d+)\.", name)
-    if m:
-        return n_layers - int(m.group(1))
-    return n_layers + 1 if "embeddings" in name else 0
-
-
-def _param_groups(model: torch.nn.Module, cfg: TeacherConfig) -> list[dict]:
-    """AdamW groups: no weight decay on biases and norms; with ``cfg.layer_lr_decay`` < 1
-    each parameter's rate is ``learning_rate * decay ** depth`` (layer-wise decay)."""
-    no_decay = ("bias", "LayerNorm.weight", "norm.weight")
-    n_layers = int(getattr(model.config, "num_hidden_layers", 0) or 0)
-    groups: dict[tuple[int, bool], dict] = {}
-    for name, p in model.named_parameters():
-        depth = _layer_depth(name, n_layers) if cfg.layer_lr_decay < 1 else 0
-        wd = not name.endswith(no_decay)
-        g = groups.setdefault((depth, wd), {
-            "params": [], "weight_decay": cfg.weight_decay if wd else 0.0,
-            "lr": cfg.learning_rate * cfg.layer_lr_decay ** depth})
-        g["params"].append(p)
-    return list(groups.values())
-
-
 def fine_tune(task: TaskData, cfg: TeacherConfig, out_dir: str | Path, *, seed: int = 42,
               device: str = "auto", on_step: OnStep | None = None,
               should_stop: ShouldStop | None = None) -> dict:
@@ -310,8 +284,14 @@ def fine_tune(task: TaskData, cfg: TeacherConfig, out_dir: str | Path, *, seed: 
     lengths = [len(x) for x in enc]
     steps_per_epoch = math.ceil(len(texts) / cfg.batch_size)
     total = max(1, int(round(steps_per_epoch * cfg.epochs)))
-    groups = _param_groups(model, cfg)
-    opt = torch.optim.AdamW(groups)
+    no_decay = ("bias", "LayerNorm.weight", "norm.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
+         "weight_decay": cfg.weight_decay},
+        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)],
+         "weight_decay": 0.0},
+    ]
+    opt = torch.optim.AdamW(groups, lr=cfg.learning_rate)
     sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * total), total)
     use_amp = dev.type == "cuda"
     pad_id = tokenizer.pad_token_id or 0
