@@ -23,3 +23,8 @@ def sst2():
 @pytest.fixture(scope="module")
 def quick():
     return _load("quick")
+
+
+@pytest.fixture(scope="module")
+def teacher_sweep():
+    return _load("teacher_sweep")
