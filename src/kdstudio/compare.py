@@ -360,12 +360,14 @@ def figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
                           # it, so a run with every family keeps a readable plot area.
                           legend={"orientation": "h", "yanchor": "top", "y": -0.3},
                           height=440 + 21 * len(traces), margin={"b": 40 + 21 * len(traces)})
-    bars = go.Figure(go.Bar(x=[r["name"] for r in rows], y=[r["size_mb"] for r in rows],
-                            text=[f"{r['size_mb']:.2f} MB" for r in rows],
-                            textposition="outside"))
-    bars.update_layout(title="Size on disk", yaxis={"title": "MB", "type": "log"},
-                       template="plotly_white", height=440 + 21 * len(traces),
-                       xaxis={"automargin": True})
+    # Horizontal bars: the long model names read level instead of clipped at an angle.
+    bars = go.Figure(go.Bar(y=[r["name"] for r in rows], x=[r["size_mb"] for r in rows],
+                            orientation="h", text=[f"{r['size_mb']:.2f} MB" for r in rows],
+                            textposition="auto"))
+    bars.update_layout(title="Size on disk",
+                       xaxis={"title": "MB", "range": [0, 1.3 * max(r["size_mb"] for r in rows)]},
+                       yaxis={"automargin": True, "autorange": "reversed"},
+                       template="plotly_white", height=max(320, 120 + 36 * len(rows)))
     return {"accuracy_latency": scatter, "size": bars}
 
 
