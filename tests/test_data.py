@@ -115,6 +115,13 @@ def test_a_validation_file_needs_every_label(tmp_path):
     assert list(task.train.labels) == [1, UNLABELLED, 0, 1]
 
 
+def test_integer_labels_with_gaps_match_a_complete_validation_file(tmp_path):
+    (tmp_path / "train.csv").write_text("text,label\na,1\nb,\nc,0\nd,1\n")
+    (tmp_path / "validation.csv").write_text("text,label\ne,1\nf,0\n")
+    task = _load(tmp_path)
+    assert task.label_names == ["0", "1"] and list(task.train.labels) == [1, UNLABELLED, 0, 1]
+
+
 def test_a_file_without_any_label_is_refused(tmp_path):
     (tmp_path / "d.csv").write_text("text,label\na,\nb,\nc,\n")
     with pytest.raises(DataError, match="label"):

@@ -136,6 +136,11 @@ def _integral(values: pd.Series) -> pd.Series:
     return values
 
 
+def _labels_only(values: pd.Series) -> pd.Series:
+    """The filled label cells, whole numbers as ints."""
+    return _integral(values[~missing_labels(values)])
+
+
 def encode_labels(values: pd.Series, label_names: list[str] | None = None,
                   allow_missing: bool = False) -> tuple[np.ndarray, list[str]]:
     """Map label values to ids 0..K-1. Integer labels keep their values; strings are sorted.
@@ -336,7 +341,7 @@ def _from_folder(folder: Path, cfg: DataConfig, seed: int, label_names: list[str
     if label_names is None:
         both = pd.concat([train_df[label], val_df[label]])
         _, label_names = encode_labels(both[~missing_labels(both)])
-        if _integral(val_df[label].dropna()).dtype != _integral(train_df[label].dropna()).dtype:
+        if _labels_only(val_df[label]).dtype != _labels_only(train_df[label]).dtype:
             raise DataError("train and validation label columns hold different kinds of values")
     train, _ = frame_to_split(train_df, text, label, label_names, files["train"].name,
                               unlabelled_ok=True)
