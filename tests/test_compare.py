@@ -99,3 +99,22 @@ def test_pareto_front_keeps_the_models_nothing_beats_on_both():
             row("static", 0.05, 0.84), row("tie-slower", 0.05, 0.83), row("fast", 0.01, 0.80)]
     front = [r["name"] for r in pareto_front(rows)]
     assert front == ["fast", "static", "bilstm", "teacher"]
+
+
+def test_size_chart_writes_each_name_above_its_own_bar():
+    from kdstudio.compare import figures
+
+    rows = [{"name": "teacher", "accuracy": 0.9, "latency_b1_ms_p50": 8.0, "size_mb": 90.87,
+             "params": 22.7e6},
+            {"name": "student <int8> & co", "accuracy": 0.88, "latency_b1_ms_p50": 0.1,
+             "size_mb": 2.81, "params": 2.7e6}]
+    bars = figures(rows)["size"]
+    (bar,) = bars.data
+    assert list(bar.x) == [90.87, 2.81] and list(bar.text) == ["90.87 MB", "2.81 MB"]
+    # Names are annotations, not tick labels, one per bar, just above it (the axis runs down).
+    assert bars.layout.yaxis.showticklabels is False
+    names = {a.text: a.y for a in bars.layout.annotations}
+    assert names == {"teacher": -0.25, "student &lt;int8&gt; &amp; co": 0.75}
+    assert all(a.x == 0 and a.xanchor == "left" for a in bars.layout.annotations)
+    # The largest bar's value label fits inside the axis range.
+    assert bars.layout.xaxis.range[1] > 1.2 * 90.87

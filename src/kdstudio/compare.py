@@ -8,6 +8,8 @@ at a fixed batch size over the whole validation set.
 
 from __future__ import annotations
 
+import html
+
 import os
 import time
 from collections.abc import Callable
@@ -360,14 +362,24 @@ def figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
                           # it, so a run with every family keeps a readable plot area.
                           legend={"orientation": "h", "yanchor": "top", "y": -0.3},
                           height=440 + 21 * len(traces), margin={"b": 40 + 21 * len(traces)})
-    # Horizontal bars: the long model names read level instead of clipped at an angle.
-    bars = go.Figure(go.Bar(y=[r["name"] for r in rows], x=[r["size_mb"] for r in rows],
-                            orientation="h", text=[f"{r['size_mb']:.2f} MB" for r in rows],
-                            textposition="auto"))
+    # Horizontal bars, each model's name written above its bar: names as axis labels took
+    # most of a half-width panel and squeezed the bars.
+    top = max(r["size_mb"] for r in rows)
+    bars = go.Figure(go.Bar(y=list(range(len(rows))), x=[r["size_mb"] for r in rows],
+                            orientation="h", width=0.4, cliponaxis=False,
+                            text=[f"{r['size_mb']:.2f} MB" for r in rows],
+                            textposition="outside", hovertext=[r["name"] for r in rows],
+                            hovertemplate="%{hovertext}: %{x:.2f} MB<extra></extra>"))
     bars.update_layout(title="Size on disk",
-                       xaxis={"title": "MB", "range": [0, 1.3 * max(r["size_mb"] for r in rows)]},
-                       yaxis={"automargin": True, "autorange": "reversed"},
-                       template="plotly_white", height=max(320, 120 + 36 * len(rows)))
+                       xaxis={"title": "MB", "range": [0, 1.25 * top]},
+                       yaxis={"autorange": "reversed", "showticklabels": False,
+                              "showgrid": False, "zeroline": False},
+                       annotations=[{"x": 0, "y": i - 0.25, "xref": "x", "yref": "y",
+                                     "text": html.escape(r["name"]), "showarrow": False,
+                                     "xanchor": "left", "yanchor": "bottom"}
+                                    for i, r in enumerate(rows)],
+                       margin={"l": 20, "r": 20}, template="plotly_white",
+                       height=max(320, 110 + 56 * len(rows)))
     return {"accuracy_latency": scatter, "size": bars}
 
 

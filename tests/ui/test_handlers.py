@@ -16,7 +16,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:gradio.helpers")
 def _handlers():
     from kdstudio.ui import compare_tab, export_tab
 
-    return (guard(compare_tab.show_results, ["run_id"], 6, 0),
+    return (guard(compare_tab.show_results, ["run_id"], 7, 0),
             guard(compare_tab.classify, ["text", "run_id"], 8, 0),
             guard(export_tab.prepare, ["run_id"], 9, 0),
             guard(compare_tab.find_disagreements, ["run_id"], 2, 0))
@@ -25,7 +25,9 @@ def _handlers():
 def test_compare_and_export_before_any_run_get_a_message(tmp_path):
     """KDSTUDIO_RUNS_DIR points at an empty folder here (tests/conftest.py)."""
     show_results, classify, prepare, find_disagreements = _handlers()
-    header, table, scatter, *_ = show_results("")
+    header, table, scatter, sizes, seeds, _, disagree_btn = show_results("")
+    # The reference table is in the seed format already; there are no sentences to compare.
+    assert seeds["visible"] is False and disagree_btn["visible"] is False
     assert "No finished run yet: run the quick demo or start a distillation" in header
     # A first visit shows the committed SST-2 benchmark, labelled as such.
     assert "Reference benchmark: SST-2 validation (872 sentences)" in header
@@ -60,3 +62,14 @@ def test_unexpected_errors_become_one_line_messages(monkeypatch, finished_run):
     msg, *rest = classify("fine", str(finished_run.id))
     assert "Something went wrong (RuntimeError: disk on fire)" in msg
     assert "second line" not in msg and "Traceback" not in msg
+
+
+def test_a_finished_run_shows_its_seed_table_and_the_disagreements_button(monkeypatch,
+                                                                          finished_run):
+    show_results = _handlers()[0]
+    monkeypatch.setenv("KDSTUDIO_RUNS_DIR", str(finished_run.path.parent))
+    header, table, scatter, sizes, seeds, disagree, disagree_btn = show_results(finished_run.id)
+    assert finished_run.id in header and not table.empty
+    assert seeds["visible"] is True and disagree_btn["visible"] is True
+    assert seeds["value"]["model"].tolist()[0] == "BiLSTM (baseline, hard labels)"
+    assert seeds["value"]["accuracy"].tolist()[-1].endswith("%")  # the teacher's, measured

@@ -50,7 +50,7 @@ class CompareTab:
     @property
     def results_outputs(self) -> list:
         return [self.header, self.table, self.scatter, self.sizes, self.seed_table,
-                self.disagree]
+                self.disagree, self.disagree_btn]
 
 
 def example_sentences() -> list[str]:
@@ -147,7 +147,9 @@ def classify(v: dict):
 
 
 def show_results(v: dict):
-    """Outputs: header, table, scatter, sizes, seed table, disagreements (hidden)."""
+    """Outputs: header, table, scatter, sizes, seed table, disagreements (hidden), and the
+    disagreements button. The seed table and the button show only for a finished run: the
+    reference view's table is already in the seed format, and it has no sentences."""
     try:
         run = _run_or_latest(v["run_id"])
         res = studio.finished_results(run)
@@ -157,7 +159,7 @@ def show_results(v: dict):
             return reference_view(ref, str(e))
         # Clear the numbers: a run without results must not show another run's.
         return (error_md(str(e)), pd.DataFrame(columns=TABLE_COLUMNS), None, None,
-                pd.DataFrame(columns=SEED_COLUMNS), gr.update(visible=False))
+                *_no_run_extras())
     figs = studio.result_figures(res)
     timing = res.get("timing", {})
     env = res.get("environment", {})
@@ -176,7 +178,8 @@ def show_results(v: dict):
               f"{html.escape(studio.cpu_description(env))}, {env.get('threads', '?')} threads"
               f"{', GPU ' + html.escape(env['cuda']) if env.get('cuda') else ''}.</span>")
     return (header, pd.DataFrame(studio.comparison_table(res)), figs["accuracy_latency"],
-            figs["size"], pd.DataFrame(studio.seed_table(res)), gr.update(visible=False))
+            figs["size"], gr.update(value=pd.DataFrame(studio.seed_table(res)), visible=True),
+            gr.update(visible=False), gr.update(visible=True))
 
 
 def headline_html(text: str) -> str:
@@ -192,7 +195,13 @@ def reference_view(ref: dict, why: str) -> tuple:
                         "minutes; its results replace this view when it finishes."))
     figs = studio.reference_figures(ref)
     return (header, pd.DataFrame(studio.reference_table(ref)), figs["accuracy_latency"],
-            figs["size"], pd.DataFrame(columns=SEED_COLUMNS), gr.update(visible=False))
+            figs["size"], *_no_run_extras())
+
+
+def _no_run_extras() -> tuple:
+    """The seed table, disagreements and their button, hidden: no run, no sentences."""
+    return (gr.update(value=pd.DataFrame(columns=SEED_COLUMNS), visible=False),
+            gr.update(visible=False), gr.update(visible=False))
 
 
 def find_disagreements(v: dict):
