@@ -36,8 +36,10 @@ def test_compare_and_export_before_any_run_get_a_message(tmp_path):
     assert scatter is not None
     msg, *_ = classify("a fine film", "")
     assert "No finished run yet" in msg
-    msg, int8, *_ = prepare("")
+    msg, int8, *_, preview = prepare("")
     assert "No finished run yet" in msg and int8["interactive"] is False
+    # A first visit is not an error: the next step, styled as information, no empty card.
+    assert "kd-info" in msg and "kd-error" not in msg and preview["visible"] is False
     msg, *_ = find_disagreements("")
     assert "No finished run yet" in msg
 
@@ -73,3 +75,22 @@ def test_a_finished_run_shows_its_seed_table_and_the_disagreements_button(monkey
     assert seeds["visible"] is True and disagree_btn["visible"] is True
     assert seeds["value"]["model"].tolist()[0] == "BiLSTM (baseline, hard labels)"
     assert seeds["value"]["accuracy"].tolist()[-1].endswith("%")  # the teacher's, measured
+
+
+def test_the_runs_table_shows_once_a_run_exists(tiny_config, tmp_path):
+    from kdstudio.ui import distill_tab
+
+    empty = distill_tab.runs_frame()  # KDSTUDIO_RUNS_DIR is an empty folder here
+    assert empty["visible"] is False and empty["value"].empty
+    run = Run.create(tiny_config, tmp_path / "runs")
+    shown = distill_tab.runs_frame()
+    assert shown["visible"] is True and shown["value"]["run"].tolist() == [run.id]
+
+
+def test_export_of_a_finished_run_enables_its_files_and_shows_its_card(monkeypatch,
+                                                                       finished_run):
+    prepare = _handlers()[2]
+    monkeypatch.setenv("KDSTUDIO_RUNS_DIR", str(finished_run.path.parent))
+    msg, int8, *_, preview = prepare(finished_run.id)
+    assert f"Files of run {finished_run.id}" in msg and int8["interactive"] is True
+    assert preview["visible"] is True and "BiLSTM student distilled from" in preview["value"]

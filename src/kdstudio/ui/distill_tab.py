@@ -154,8 +154,9 @@ def build(defaults: RunConfig) -> DistillTab:
             with gr.Row():
                 loss_plot = gr.Plot(empty_figure("Training loss"), show_label=False)
                 acc_plot = gr.Plot(empty_figure("Validation accuracy"), show_label=False)
-    gr.Markdown("### Runs  <span class='kd-muted'>(click a row to select that run)</span>")
+    # Hidden until a run exists: an empty table of headers says nothing.
     runs = gr.Dataframe(headers=RUN_COLUMNS, interactive=False, wrap=True, max_height=320,
+                        label="Runs · click a row to select that run", visible=False,
                         elem_id="kd-runs")
     return DistillTab(hidden_size, embedding_init, loss, alpha, temperature, epochs,
                       learning_rate, batch_size, train_baseline, train_soft_no_aug, families,
@@ -263,8 +264,10 @@ def bar_html(s: studio.Snapshot | None) -> str:
     return progress_bar(step, total, label)
 
 
-def runs_frame() -> pd.DataFrame:
-    return pd.DataFrame(studio.run_rows(), columns=RUN_COLUMNS)
+def runs_frame() -> dict:
+    """The runs table, shown once the runs folder has a run."""
+    df = pd.DataFrame(studio.run_rows(), columns=RUN_COLUMNS)
+    return gr.update(value=df, visible=not df.empty)
 
 
 # ---------------------------------------------------------------------------------------

@@ -50,7 +50,7 @@ def build() -> ExportTab:
     gr.Markdown("<span class='kd-muted'>The ONNX student reads the teacher's WordPiece ids "
                 "mapped through its own vocabulary: the zip holds the vocabulary, the "
                 "tokenizer and a usage example.</span>")
-    preview = gr.Markdown(elem_id="kd-card-preview", elem_classes="kd-card")
+    preview = gr.Markdown(elem_id="kd-card-preview", elem_classes="kd-card", visible=False)
     return ExportTab(msg, int8, fp32, static_int8, transformer_int8, results, card, bundle,
                      preview)
 
@@ -69,18 +69,20 @@ def prepare(v: dict):
     """Outputs: msg, seven download buttons (the other families' only when the run has
     them), the model card preview."""
     run_id = v["run_id"]
+    off = gr.update(value=None, interactive=False)
+    hidden = gr.update(value=None, visible=False)
     try:
         run = studio.get_run(run_id) if run_id else studio.default_run()
-        if run is None:
-            raise studio.UserInputError(
-                "No finished run yet: run the quick demo or start a distillation")
+        if run is None:  # a first visit: not an error, the next step
+            return (info_md("No finished run yet: run the quick demo (▶ Quick demo at the "
+                            "top) or start a distillation; its files appear here."),
+                    off, off, hidden, hidden, off, off, off, hidden)
         files = studio.export_files(run)
     except studio.UserInputError as e:
-        off = gr.update(value=None, interactive=False)
-        hidden = gr.update(value=None, visible=False)
-        return (error_md(str(e)), off, off, hidden, hidden, off, off, off, "")
+        return (error_md(str(e)), off, off, hidden, hidden, off, off, off, hidden)
     card = files["card"].read_text(encoding="utf-8")
     body = card.split("---", 2)[-1] if card.startswith("---") else card
     return (info_md(f"Files of run {run.id}"), _button(files["int8"]), _button(files["fp32"]),
             _optional(files["static_int8"]), _optional(files["transformer_int8"]),
-            _button(files["results"]), _button(files["card"]), _button(files["bundle"]), body)
+            _button(files["results"]), _button(files["card"]), _button(files["bundle"]),
+            gr.update(value=body, visible=True))
