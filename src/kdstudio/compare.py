@@ -9,7 +9,6 @@ at a fixed batch size over the whole validation set.
 from __future__ import annotations
 
 import html
-
 import os
 import time
 from collections.abc import Callable

@@ -203,7 +203,8 @@ def test_disagreements_and_export(client, finished_run):
     assert transformer_int8["value"]["path"].endswith("transformer.int8.onnx")
     for b in (int8, fp32, static_int8, transformer_int8, results, card, bundle):
         assert b["interactive"] and b["value"]
-    assert "BiLSTM student distilled from" in preview and "## Measured" in preview
+    assert preview["visible"] is True
+    assert "BiLSTM student distilled from" in preview["value"] and "## Measured" in preview["value"]
 
 
 def _status(client, run_id: str = "") -> dict:
