@@ -116,6 +116,15 @@ def _table_rows(page, selector: str) -> list[str]:
             for r in page.locator(f"{selector} div[role=row]").all()]
 
 
+def _charts_overflow(page) -> list[dict]:
+    """Visible Plotly charts laid out wider than the panel that holds them."""
+    return page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')]
+        .filter(e => e.offsetParent && e._fullLayout)
+        .map(e => ({drawn: e._fullLayout.width,
+                    panel: Math.round(e.closest('.block').getBoundingClientRect().width)}))
+        .filter(c => c.drawn > c.panel + 1)""")
+
+
 def test_start_distillation_shows_progress_and_then_the_new_run(page, studio, finished_run,
                                                                 tiny_data_dir):
     """Start from the browser (reusing the finished run's teacher), reload the page while
@@ -169,6 +178,9 @@ def test_start_distillation_shows_progress_and_then_the_new_run(page, studio, fi
         rows = _table_rows(p, "#kd-compare-table")
         assert any(r.startswith("teacher") for r in rows), rows
         assert any("student ONNX int8" in r and "%" in r for r in rows), rows
+        # The charts were drawn while Compare was hidden: they fit their panels once shown.
+        p.wait_for_timeout(500)
+        assert _charts_overflow(p) == [], _charts_overflow(p)
         _tab(p, "Export")
         expect(p.locator("#kd-export-msg")).to_contain_text(new_id)
         expect(p.locator("#kd-dl-int8")).to_be_enabled()

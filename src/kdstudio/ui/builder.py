@@ -193,6 +193,10 @@ def build_app() -> gr.Blocks:
         distill_tab.wire(dist, cfg, data.data_form + data.teacher_form, data.seed, run_dd,
                          watch, admin)
         compare_tab.wire(comp, run_dd)
+        # Plotly sizes a chart drawn in a hidden tab from a stale width and overflows its
+        # panel; a resize once the tab shows redraws the charts at the panel's width.
+        tabs.select(None, None, None, js="() => { setTimeout(() => window.dispatchEvent("
+                    "new Event('resize')), 60); }", api_visibility="private", queue=False)
 
         # The augmentation sliders live on two tabs; keep them equal (.input fires only on
         # a user's change, so the two listeners cannot ping-pong).
