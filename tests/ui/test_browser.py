@@ -171,6 +171,7 @@ def test_start_distillation_shows_progress_and_then_the_new_run(page, studio, fi
     page.screenshot(path=str(ARTIFACTS / "studio-6-job-done.png"), full_page=True)
     # When the job ends, Compare and Export show the new run, without a reload.
     for p in (page, other):
+        expect(p.locator("#kd-header-msg")).to_contain_text(f"Run {new_id} finished")
         _tab(p, "Compare")
         expect(p.locator("#kd-compare-header")).to_contain_text(new_id, timeout=15_000)
         expect(p.locator("#kd-headline")).to_contain_text("int8 student: ")

@@ -94,3 +94,12 @@ def test_export_of_a_finished_run_enables_its_files_and_shows_its_card(monkeypat
     msg, int8, *_, preview = prepare(finished_run.id)
     assert f"Files of run {finished_run.id}" in msg and int8["interactive"] is True
     assert preview["visible"] is True and "BiLSTM student distilled from" in preview["value"]
+
+
+def test_the_header_says_how_the_followed_job_ended():
+    from kdstudio.ui.builder import ended_note
+
+    done = ended_note("20261204-011008-quick:done:[1, 2]")
+    assert "Run 20261204-011008-quick finished" in done and "kd-ok" in done
+    failed = ended_note("20261204-011008-quick:failed:[1, 2]")
+    assert "ended (failed)" in failed and "can resume it" in failed and "kd-ok" not in failed

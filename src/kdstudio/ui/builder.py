@@ -19,7 +19,7 @@ import gradio as gr
 from .. import studio
 from ..config import RunConfig
 from . import augment_tab, compare_tab, data_tab, distill_tab, export_tab
-from .common import Form, ok_md, on
+from .common import Form, info_md, ok_md, on
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"  # package data: kdstudio/assets
 POLL_SECONDS = 1.5
@@ -131,6 +131,15 @@ def _redraw(run, selected: str | None, last: dict, sig: list) -> tuple:
             distill_tab.runs_frame(), dd, data_tab.teacher_status_md(selected), state, ended)
 
 
+def ended_note(ended: str) -> str:
+    """The header's line once the job this page followed ends (it replaces "started")."""
+    run_id, status = ended.split(":")[:2]
+    if status == "done":
+        return ok_md(f"Run {run_id} finished: its results are on Compare, its files on Export.")
+    return info_md(f"Run {run_id} ended ({status}): the Distillation tab says why and can "
+                   "resume it.")
+
+
 def job_status(run_id: str = "") -> dict:
     """The state of a run (default: the running job, else the newest run), for scripts."""
     try:
@@ -219,6 +228,7 @@ def build_app() -> gr.Blocks:
                        **({"api_name": "export"} if api else vis))
             ready.then(data_tab.teacher_status_md, run_dd, data.teacher_status,
                        api_visibility="private")
+        ended.change(ended_note, ended, header_msg, api_visibility="private", queue=False)
         # The settings a reloaded page shows: the running job's (both copies of the sliders).
         settings = [data.data_form, data.teacher_form, data.seed_form, dist.student_form,
                     dist.aug_form, aug.params]
