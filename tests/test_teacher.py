@@ -52,39 +52,6 @@ def test_the_epoch_is_never_chosen_by_the_validation_split(tiny_data_dir, tiny_b
     assert one["chosen_by"] == "last epoch" and one["train_examples"] == 160
 
 
-def test_weight_average_and_rdrop_train_and_report_beside_the_last_weights(
-        tiny_data_dir, tiny_backbone, tmp_path):
-    import torch
-
-    from kdstudio.teacher import _symmetric_kl, _WeightAverage
-
-    task = load_task(DataConfig(dataset=str(tiny_data_dir)))
-    cfg = TeacherConfig(backbone=str(tiny_backbone), epochs=4, batch_size=16,
-                        learning_rate=5e-3, max_length=32, swa_start=0.5, rdrop_alpha=1.0,
-                        holdout_fraction=0.0)
-    m = fine_tune(task, cfg, tmp_path / "t", seed=0, device="cpu")
-    last = m["history"][-1]
-    # 40 steps, a snapshot every step from step 20: 21 of them, read on the last epoch
-    assert last["swa_snapshots"] == 21 and last["swa_val_accuracy"] >= 0.9, m["history"]
-    assert m["val_accuracy"] >= 0.9
-    # what was saved is the last weights, not the average
-    t = load_teacher(str(tmp_path / "t"), task)
-    logits = t.predict_logits(task.validation.texts)
-    assert (logits.argmax(-1) == task.validation.labels).mean() == m["val_accuracy"]
-    a = torch.tensor([[2.0, -1.0]])
-    assert float(_symmetric_kl(a, a)) == pytest.approx(0.0, abs=1e-7)
-    assert float(_symmetric_kl(a, -a)) > 1.0
-    avg = _WeightAverage(total=80, start=0.5)
-    lin = torch.nn.Linear(1, 1, bias=False)
-    for step in range(1, 81):
-        lin.weight.data.fill_(float(step))
-        avg.update(lin, step)
-    # every 2nd step from 40 to 80: the mean of 40, 42, ..., 80
-    assert avg.n == 21 and float(avg.state["weight"]) == pytest.approx(60.0)
-    with pytest.raises(ValueError, match="swa_start"):
-        TeacherConfig(swa_start=1.0)
-
-
 def test_teacher_path_that_does_not_exist():
     with pytest.raises(TeacherError, match="teacher path '/no/such/teacher' does not exist"):
         resolve_model_ref("/no/such/teacher")

@@ -100,12 +100,6 @@ class TeacherConfig(Section):
     #: than one to choose from (the validation split is the reported test set, so it must
     #: choose nothing); with one epoch, or 0 here, the teacher keeps its last weights.
     holdout_fraction: float = 0.05
-    #: Experiment: average the weights of ~20 snapshots from this share of the steps on
-    #: (stochastic weight averaging) and report it beside the last weights; 0 is off.
-    swa_start: float = 0.0
-    #: Experiment: R-Drop, each batch run twice and this weight on the symmetric KL
-    #: between the two dropout draws' predictions; 0 is off.
-    rdrop_alpha: float = 0.0
     #: Batch size when computing logits (inference only).
     eval_batch_size: int = 128
     #: Engine for labelling the transfer set: "auto" uses ONNX Runtime fp32 (the same logits,
@@ -123,10 +117,6 @@ class TeacherConfig(Section):
         check_int("teacher max_length", self.max_length, 4, 4096)
         if not 0.0 <= float(self.warmup_ratio) < 1.0:
             raise ValueError(f"teacher warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        if not 0.0 <= float(self.swa_start) < 1.0:
-            raise ValueError(f"teacher swa_start must be in [0, 1), got {self.swa_start}")
-        if float(self.rdrop_alpha) < 0:
-            raise ValueError(f"teacher rdrop_alpha must be ≥ 0, got {self.rdrop_alpha}")
         if self.max_train_examples is not None:
             check_int("teacher max_train_examples", self.max_train_examples, 2)
         if isinstance(self.holdout_fraction, bool) or not isinstance(

@@ -243,58 +243,6 @@ def _evaluate_epoch(teacher: Teacher, task: TaskData, holdout, batch_size: int, 
     return entry, entry["holdout_accuracy"]
 
 
-def _symmetric_kl(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    la, lb = a.log_softmax(-1), b.log_softmax(-1)
-    kl = torch.nn.functional.kl_div
-    return 0.5 * (kl(la, lb, log_target=True, reduction="batchmean")
-                  + kl(lb, la, log_target=True, reduction="batchmean"))
-
-
-def _batch_loss(model, ids, attn, y, rdrop_alpha: float) -> torch.Tensor:
-    """Cross-entropy; with R-Drop, the batch runs twice and the two dropout draws'
-    predictions are pulled together."""
-    if not rdrop_alpha:
-        return model(input_ids=ids, attention_mask=attn, labels=y).loss
-    out = model(input_ids=torch.cat([ids, ids]), attention_mask=torch.cat([attn, attn]),
-                labels=torch.cat([y, y]))
-    return out.loss + rdrop_alpha * _symmetric_kl(*out.logits.float().chunk(2))
-
-
-class _WeightAverage:
-    """Running mean of the weights at every ``total // 40``-th step from ``start * total`` on
-    (off when ``start`` is 0)."""
-
-    def __init__(self, total: int, start: float):
-        self.total, self.start, self.every = total, start, max(1, total // 40)
-        self.state: dict[str, torch.Tensor] | None = None
-        self.n = 0
-
-    def update(self, model: torch.nn.Module, step: int) -> None:
-        if not self.start or step < self.start * self.total or (self.total - step) % self.every:
-            return
-        sd = {k: v.detach().float().clone() for k, v in model.state_dict().items()}
-        if self.state is None:
-            self.state = sd
-        else:
-            for k, v in self.state.items():
-                v.mul_(self.n / (self.n + 1)).add_(sd[k], alpha=1 / (self.n + 1))
-        self.n += 1
-
-    def report(self, entry: dict, teacher: Teacher, task: TaskData, batch_size: int) -> None:
-        """Add the averaged weights' validation accuracy to ``entry``; the model keeps its
-        own weights."""
-        if self.state is None:
-            return
-        own = {k: v.detach().clone() for k, v in teacher.model.state_dict().items()}
-        teacher.model.load_state_dict(self.state)
-        try:
-            entry["swa_snapshots"] = self.n
-            entry["swa_val_accuracy"] = accuracy(
-                teacher.predict_logits(task.validation.texts, batch_size), task.validation.labels)
-        finally:
-            teacher.model.load_state_dict(own)
-
-
 def fine_tune(task: TaskData, cfg: TeacherConfig, out_dir: str | Path, *, seed: int = 42,
               device: str = "auto", on_step: OnStep | None = None,
               should_stop: ShouldStop | None = None) -> dict:
@@ -353,7 +301,6 @@ def fine_tune(task: TaskData, cfg: TeacherConfig, out_dir: str | Path, *, seed: 
     out_dir = Path(out_dir)
     step, epoch = 0, 0
     stopped = False
-    swa = _WeightAverage(total, cfg.swa_start)
     while step < total and not stopped:
         epoch += 1
         model.train()
@@ -370,23 +317,21 @@ def fine_tune(task: TaskData, cfg: TeacherConfig, out_dir: str | Path, *, seed: 
             attn = (torch.arange(width)[None, :] < torch.tensor([lengths[i] for i in batch])[:, None])
             y = torch.as_tensor(labels[batch], dtype=torch.long)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
-                loss = _batch_loss(model, ids.to(dev), attn.long().to(dev), y.to(dev),
-                                   cfg.rdrop_alpha)
-            loss.backward()
+                out = model(input_ids=ids.to(dev), attention_mask=attn.long().to(dev),
+                            labels=y.to(dev))
+            out.loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
             step += 1
-            swa.update(model, step)
-            progress.update(step, loss=float(loss.detach()), epoch=epoch)
+            progress.update(step, loss=float(out.loss.detach()), epoch=epoch)
             if on_step is not None:
                 on_step(progress)
         if step == 0:
             break
         entry, score = _evaluate_epoch(teacher, task, holdout, cfg.eval_batch_size, epoch, step)
         acc = entry["val_accuracy"]
-        swa.report(entry, teacher, task, cfg.eval_batch_size)
         history.append(entry)
         progress.update(step, val_accuracy=acc, eval_step=step, epoch=epoch)
         if on_step is not None:
