@@ -28,3 +28,8 @@ def quick():
 @pytest.fixture(scope="module")
 def teacher_sweep():
     return _load("teacher_sweep")
+
+
+@pytest.fixture(scope="module")
+def speed_range():
+    return _load("speed_range")

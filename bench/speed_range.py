@@ -1,0 +1,73 @@
+"""The int8 BiLSTM's speed-up over the teacher in every committed SST-2 benchmark run.
+
+    python bench/speed_range.py
+
+Reads ``bench/results/sst2*.json`` and keeps the runs whose BiLSTM has the shape
+``bench/sst2.yaml`` trains (hidden and embedding sizes): timings of another shape say nothing
+about this one. Prints one row per run with the CPU that ran it, then the range over them:
+README's cross-machine figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from kdstudio.config import RunConfig
+from kdstudio.machine import cpu_description
+
+ROOT = Path(__file__).resolve().parent
+
+
+def shape(student: dict) -> tuple:
+    return student.get("hidden_size", 150), student.get("embedding_dim", 200)
+
+
+def runs_of_shape(files: list[Path], want: tuple) -> list[dict]:
+    """One record per results file whose int8 BiLSTM has the shape ``want``."""
+    out = []
+    for f in sorted(files):
+        res = json.loads(f.read_text())
+        if shape(res["config"]["student"]) != want:
+            continue
+        by = {r["kind"]: r for r in res["rows"]}
+        t, q = by["teacher"], by["student-int8"]
+        out.append({"file": f.name, "machine": cpu_description(res["environment"]),
+                    "date": res.get("date", "?"),
+                    "teacher_b1_ms": t["latency_b1_ms_p50"], "int8_b1_ms": q["latency_b1_ms_p50"],
+                    "teacher_b32_per_s": t["throughput_b32_per_s"],
+                    "int8_b32_per_s": q["throughput_b32_per_s"],
+                    "speedup_b1": q["speedup_b1"], "speedup_b32": q["speedup_b32"]})
+    return out
+
+
+def render(runs: list[dict]) -> str:
+    lines = ["| results file | CPU | date | teacher, batch 1 (ms) | int8, batch 1 (ms) "
+             "| speed-up, batch 1 | speed-up, batch 32 |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['file']} | {r['machine']} | {r['date']} | {r['teacher_b1_ms']:.2f} "
+              f"| {r['int8_b1_ms']:.3f} | {r['speedup_b1']:.1f}x | {r['speedup_b32']:.1f}x |"
+              for r in runs]
+    if runs:
+        cpus = sorted({r["machine"] for r in runs})
+        b1, b32 = [r["speedup_b1"] for r in runs], [r["speedup_b32"] for r in runs]
+        lines += ["", f"{len(runs)} runs on {len(cpus)} CPU models: {min(b1):.1f}x to "
+                      f"{max(b1):.1f}x at batch 1, {min(b32):.1f}x to {max(b32):.1f}x at batch 32."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results", default=str(ROOT / "results"))
+    ap.add_argument("--config", default=str(ROOT / "sst2.yaml"))
+    args = ap.parse_args(argv)
+    student = RunConfig.load(args.config).student
+    want = (student.hidden_size, student.embedding_dim)
+    runs = runs_of_shape(list(Path(args.results).glob("sst2*.json")), want)
+    print(f"int8 BiLSTM, hidden {want[0]}, embeddings {want[1]}, against the PyTorch teacher\n")
+    print(render(runs))
+    return 0 if runs else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
