@@ -32,7 +32,8 @@ def test_summary_targets_and_markdown(sst2, tmp_path):
     assert targets["distilled+aug ≥ teacher − 1.0 point"]
     assert targets["distilled+aug ≥ baseline + 4 points"]
     assert targets["int8 ≥ 100x faster than teacher at batch 32"]
-    assert not sst2.check_targets(rows, 80 * 60, {"teacher": 11 * 60})[-1]["met"]
+    late = {t["target"]: t["met"] for t in sst2.check_targets(rows, 80 * 60, {"teacher": 11 * 60})}
+    assert not late["whole benchmark ≤ 90 minutes (cold caches)"]
 
     ref = {"name": "bert-large (random weights, latency only)", "kind": "reference:bert-large",
            "params": 335_000_000, "size_mb": 1340.0, "latency_b1_ms_p50": 300.0,
@@ -118,8 +119,20 @@ def _targets(sst2, **change) -> list[dict]:
 
 def test_the_base_case_meets_all_eight_targets(sst2):
     targets = _targets(sst2)
-    assert len(targets) == 8
-    assert all(t["met"] for t in targets), [t for t in targets if not t["met"]]
+    assert len(targets) == 10
+    assert all(t["met"] for t in targets[:8]), [t for t in targets if not t["met"]]
+    # issue 24's accuracy bars come last; the base case's 88.65 % teacher misses the first
+    assert [(t["target"], t["value"], t["met"]) for t in targets[8:]] == [
+        ("teacher ≥ 90.0%", "88.65%", False), ("distilled+aug ≥ 89.0%", "87.77%", False)]
+
+
+@pytest.mark.parametrize(("change", "met"), [
+    ({"teacher": 785, "distilled": (776, 776, 777)}, [True, True]),    # 90.02 %, 89.03 %
+    ({"teacher": 784, "distilled": (776, 776, 777)}, [False, True]),   # 89.91 %
+    ({"teacher": 785, "distilled": (776, 776, 776)}, [True, False]),   # 88.99 %
+])
+def test_accuracy_targets_at_their_bounds(sst2, change, met):
+    assert [t["met"] for t in _targets(sst2, **change)[8:]] == met
 
 
 @pytest.mark.parametrize("side", ["inside", "outside"])
@@ -130,7 +143,7 @@ def test_each_target_just_inside_and_just_outside_its_bound(sst2, index, inside,
     change, value = (inside, value_in) if side == "inside" else (outside, value_out)
     targets = _targets(sst2, **change)
     assert value in targets[index]["value"]
-    met = [t["met"] for t in targets]
+    met = [t["met"] for t in targets[:8]]
     assert met == [side == "inside" or i != index for i in range(8)]
 
 
@@ -245,7 +258,6 @@ def test_the_int8_guard_holds_int8_to_fp32_at_batch_1(sst2, fp32_ms, met):
     per_seed = [rows + [fp32_row(rows[-1])] for rows in (_seed_rows(0.885), _seed_rows(0.895))]
     rows = sst2.summarise(per_seed, "mse")  # the int8 row runs at 0.1 ms
     sst2.add_speedups(rows)
-    targets = sst2.check_targets(rows, 80 * 60, {})
-    assert len(targets) == 9
-    assert targets[-1]["target"] == "int8 not slower than fp32 at batch 1"
-    assert targets[-1]["met"] is met
+    targets = {t["target"]: t["met"] for t in sst2.check_targets(rows, 80 * 60, {})}
+    assert len(targets) == 11
+    assert targets["int8 not slower than fp32 at batch 1"] is met
