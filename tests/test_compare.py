@@ -118,3 +118,20 @@ def test_size_chart_writes_each_name_above_its_own_bar():
     assert all(a.x == 0 and a.xanchor == "left" for a in bars.layout.annotations)
     # The largest bar's value label fits inside the axis range.
     assert bars.layout.xaxis.range[1] > 1.2 * 90.87
+
+
+def test_latency_axis_writes_its_ticks_in_full():
+    from kdstudio.compare import figures, log_ticks
+
+    # the reference benchmark's span: 0.156 ms (int8 student) to 6.15 ms (teacher)
+    assert log_ticks([0.156, 0.87, 6.15]) == {
+        "tickvals": [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0],
+        "ticktext": ["0.1", "0.2", "0.5", "1", "2", "5", "10"]}
+    assert log_ticks([]) == {}
+    rows = [{"name": "teacher", "accuracy": 0.9, "latency_b1_ms_p50": 6.15, "size_mb": 90.87,
+             "params": 22.7e6},
+            {"name": "int8", "accuracy": 0.88, "latency_b1_ms_p50": 0.014, "size_mb": 3.0,
+             "params": 3e6}]
+    axis = figures(rows)["accuracy_latency"].layout.xaxis
+    assert list(axis.ticktext) == ["0.01", "0.02", "0.05", "0.1", "0.2", "0.5", "1", "2", "5",
+                                   "10"]

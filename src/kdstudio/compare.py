@@ -9,6 +9,7 @@ at a fixed batch size over the whole validation set.
 from __future__ import annotations
 
 import html
+import math
 import os
 import time
 from collections.abc import Callable
@@ -324,6 +325,17 @@ def pareto_front(rows: list[dict[str, Any]], x: str = "latency_b1_e2e_ms_p50"
     return sorted(front, key=lambda r: r[x])
 
 
+def log_ticks(values: list[float]) -> dict[str, Any]:
+    """1-2-5 ticks spanning ``values``, written out in full: Plotly's own log ticks print
+    0.2 ms as a bare "2" between decades."""
+    if not values:
+        return {}
+    lo, hi = math.floor(math.log10(min(values))), math.ceil(math.log10(max(values)))
+    ticks = [m * 10.0 ** e for e in range(lo, hi + 1) for m in (1, 2, 5)
+             if min(values) / 2.5 <= m * 10.0 ** e <= max(values) * 2.5]
+    return {"tickvals": ticks, "ticktext": [f"{t:g}" for t in ticks]}
+
+
 def figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Plotly figures: accuracy against batch-1 latency (log x, bubble = size, the Pareto
     front drawn through the models nothing beats on both) and size bars. The latency is end
@@ -355,7 +367,8 @@ def figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
     what = "end to end (tokenise + call)" if x == "latency_b1_e2e_ms_p50" else "model call"
     scatter.update_layout(title="Accuracy against batch-1 latency (bubble = size on disk)",
                           xaxis={"type": "log", "title": f"p50 latency at batch 1, {what} "
-                                                         "(ms, log)"},
+                                                         "(ms, log)",
+                                 **log_ticks([r[x] for r in rows if r.get(x)])},
                           yaxis={"title": "validation accuracy (%)"}, template="plotly_white",
                           # The legend sits below the axis title and the figure grows with
                           # it, so a run with every family keeps a readable plot area.
