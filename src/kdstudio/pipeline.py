@@ -268,8 +268,9 @@ def stage_quantize(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) 
     progress = Progress("quantize", total=len(students) + int(cfg.quantize.teacher))
     for k, (name, (model, vocab, meta)) in enumerate(students.items()):
         fp32 = export_student(model, onnx_dir / f"{name}.onnx", cfg.quantize.opset)
-        int8 = quantize_int8(fp32, onnx_dir / f"{name}.int8.onnx")
-        ops = check_quantized(int8, REGISTRY[meta["arch"].get("family", "bilstm")].int8_ops)
+        fam = REGISTRY[meta["arch"].get("family", "bilstm")]
+        int8 = quantize_int8(fp32, onnx_dir / f"{name}.int8.onnx", op_types=fam.int8_op_types)
+        ops = check_quantized(int8, fam.int8_ops)
         ids = vocab.encode(teacher.tokenizer, sample, cfg.student.max_length)
         with torch.no_grad():
             ref = model(torch.from_numpy(ids)).numpy()

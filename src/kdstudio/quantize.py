@@ -115,8 +115,7 @@ def export_static(model: torch.nn.Module, path: str | Path, opset: int = 17) -> 
     ]
     n = helper.make_node
     nodes = [
-        n("Equal", ["input_ids", "zero_i64"], ["is_pad"]),
-        n("Not", ["is_pad"], ["is_tok"]),
+        n("Greater", ["input_ids", "zero_i64"], ["is_tok"]),  # ids are never negative
         n("Cast", ["is_tok"], ["tok_f"], to=TensorProto.FLOAT),
         n("ReduceSum", ["tok_f", "axis1"], ["count0"], keepdims=1),  # (B, 1)
         n("Max", ["count0", "one_f"], ["count"]),
@@ -160,8 +159,7 @@ def export_bilstm(model: torch.nn.Module, path: str | Path, opset: int = 17) -> 
     n = helper.make_node
     nodes = [
         # sequence_lens: non-padding tokens per row, at least 1 (as the PyTorch model).
-        n("Equal", ["input_ids", "zero_i64"], ["is_pad"]),
-        n("Not", ["is_pad"], ["is_tok"]),
+        n("Greater", ["input_ids", "zero_i64"], ["is_tok"]),  # ids are never negative
         n("Cast", ["is_tok"], ["tok_i32"], to=TensorProto.INT32),
         n("ReduceSum", ["tok_i32", "axis1"], ["lens0"], keepdims=0),
         n("Max", ["lens0", "one_i32"], ["lens"]),
@@ -252,9 +250,11 @@ def gemm_to_matmul(path: str | Path) -> int:
     return n
 
 
-def quantize_int8(src: str | Path, dst: str | Path, per_channel: bool = False) -> Path:
+def quantize_int8(src: str | Path, dst: str | Path, per_channel: bool = False,
+                  op_types: tuple[str, ...] | None = None) -> Path:
     """int8 dynamic quantization (weights int8, activations quantized on the fly); with
-    ``per_channel`` each output channel of a weight gets its own scale."""
+    ``per_channel`` each output channel of a weight gets its own scale. ``op_types`` limits
+    it to those operators (None: every one the quantizer handles)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     dst = Path(dst)
@@ -263,7 +263,8 @@ def quantize_int8(src: str | Path, dst: str | Path, per_channel: bool = False) -
     root.setLevel(logging.ERROR)  # the quantizer warns on the root logger about pre-processing
     try:
         quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8,
-                         per_channel=per_channel)
+                         per_channel=per_channel,
+                         op_types_to_quantize=list(op_types) if op_types else None)
     finally:
         root.setLevel(level)
     return dst
