@@ -105,7 +105,8 @@ def _isolated_env(tmp_path, monkeypatch):
 SHARED_TEACHER_EPOCHS, SHARED_TEACHER_LR = 4, 5e-3
 SHARED_STUDENT = {"student.epochs": 3, "student.learning_rate": 1e-2,
                   "student.families": ["bilstm", "static", "transformer"],
-                  "student.fasttext_baseline": True, "static.learning_rate": 1e-2,
+                  "student.fasttext_baseline": True, "student.model2vec_baseline": True,
+                  "static.learning_rate": 1e-2,
                   "transformer.learning_rate": 1e-3, "transformer.epochs": 2,
                   "transformer.layers": 1}
 

@@ -40,7 +40,7 @@ def test_end_to_end_writes_every_comparison_row(finished_run):
     assert kinds == ["teacher", "teacher-int8", "student:baseline", "student:distilled-noaug",
                      "student:distilled", "student:static", "student:transformer",
                      "student-onnx", "student-int8", "static-int8", "transformer-int8",
-                     "baseline:fasttext"]
+                     "baseline:fasttext", "baseline:model2vec"]
     rows = _rows(finished_run)
     for r in res["rows"]:
         # Chance is 0.5; the weakest model here (the hard-label baseline) gets 0.875.
@@ -89,9 +89,9 @@ def test_quantize_stage_checks_parity(finished_run):
     assert q["transformer"]["int8_ops"]["MatMulInteger"] > 0
 
 
-def test_every_family_and_the_fasttext_baseline_learn(finished_run):
-    """The static student trains on the soft labels of the whole transfer set; fastText on
-    the hard labels of the originals. Both predict far above chance (0.5)."""
+def test_every_family_and_the_baselines_learn(finished_run):
+    """The static student trains on the soft labels of the whole transfer set; fastText and
+    Model2Vec on the hard labels of the originals. All predict far above chance (0.5)."""
     students = _finished(finished_run, "student")["students"]
     rows = _rows(finished_run)
     assert rows["student:static"]["accuracy"] >= 0.8, rows["student:static"]
@@ -102,6 +102,9 @@ def test_every_family_and_the_fasttext_baseline_learn(finished_run):
     assert students["fasttext"]["train_examples"] == 160  # the labelled training rows
     assert rows["baseline:fasttext"]["accuracy"] == students["fasttext"]["val_accuracy"] >= 0.75
     assert rows["baseline:fasttext"]["backend"] == "fasttext"
+    assert students["model2vec"]["train_examples"] == 160
+    assert rows["baseline:model2vec"]["accuracy"] == students["model2vec"]["val_accuracy"] >= 0.75
+    assert rows["baseline:model2vec"]["backend"] == "model2vec"
     meta = json.loads((finished_run.path / R.STUDENTS_DIR / "static" / "student.json").read_text())
     assert meta["family"] == "static" and meta["arch"]["family"] == "static"
 
@@ -306,7 +309,8 @@ def test_compare_times_onnx_rows_in_fresh_processes_when_asked(finished_run, tmp
     kinds = [r["kind"] for r in run.results()["rows"]]
     # Every row not run by PyTorch is built in a process of its own.
     onnx = [k for k in kinds if k in ("student-onnx", "student-int8", "teacher-int8",
-                                      "static-int8", "transformer-int8", "baseline:fasttext")]
+                                      "static-int8", "transformer-int8", "baseline:fasttext",
+                                      "baseline:model2vec")]
     assert "student-int8" in onnx
     assert built == (onnx if isolate else [])
     said = "each in a fresh process" if isolate else "in this process, after the PyTorch rows"

@@ -2,7 +2,9 @@
 
 fastText (supervised, Joulin et al. 2017) is what many would ship instead of a distilled
 student: it learns from the hard labels alone, tokenises for itself, and runs in
-microseconds. Its model call includes its tokenisation, so its two latencies are one.
+microseconds. Model2Vec's classifier (a static model distilled from the teacher's pretrained
+backbone, with a small head trained on the hard labels) is the other. Both tokenise for
+themselves, so their model call includes the tokenisation and their two latencies are one.
 """
 
 from __future__ import annotations
@@ -93,3 +95,90 @@ def fasttext_predictor(path: str | Path):
     return Predictor(FASTTEXT_LABEL, "baseline:fasttext",
                      lambda texts: [normalise(t) for t in texts], model.logits,
                      model.meta["params"], model.size_bytes, "fasttext")
+
+
+#: Model2Vec's own recipe, untuned: a static model distilled from the teacher's pretrained
+#: backbone (model2vec.distill: each token through the backbone, PCA to 256, Zipf weights),
+#: then its classifier (one 512-wide layer), early-stopped on 10% of the labelled rows.
+MODEL2VEC_SETTINGS = {"pca_dims": 256, "n_layers": 1, "hidden_dim": 512,
+                      "learning_rate": 1e-3, "early_stopping_patience": 5, "test_size": 0.1}
+MODEL2VEC_META = "model2vec.json"
+MODEL2VEC_LABEL = "Model2Vec classifier (hard labels)"
+
+
+def model2vec_modules():
+    try:
+        from model2vec.distill import distill_from_model
+        from model2vec.inference import StaticModelPipeline
+        from model2vec.train import StaticModelForClassification
+    except ImportError:
+        raise ValueError("the Model2Vec baseline needs the model2vec and skeletoken packages: "
+                         "pip install 'model2vec>=0.10,<0.11' 'skeletoken>=0.6,<0.7' (or turn "
+                         "student.model2vec_baseline off)") from None
+    return distill_from_model, StaticModelForClassification, StaticModelPipeline
+
+
+def train_model2vec(texts: list[str], labels: np.ndarray, label_names: list[str],
+                    backbone: str, out_dir: str | Path, seed: int = 0) -> dict:
+    """Distil ``backbone`` (a transformers folder or Hub id) the Model2Vec way and fit its
+    classifier on the rows with a label (>= 0); write the pipeline and its meta to
+    ``out_dir``."""
+    import contextlib
+    import io
+
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    distill_from_model, classifier, _ = model2vec_modules()
+    out_dir = Path(out_dir)
+    keep = np.flatnonzero(np.asarray(labels) >= 0)
+    s = MODEL2VEC_SETTINGS
+    model = AutoModel.from_pretrained(backbone)
+    tokenizer = AutoTokenizer.from_pretrained(backbone)
+    dims = min(s["pca_dims"], model.config.hidden_size)
+    # Both steps draw tqdm bars on stderr that would fill the run's log.
+    with contextlib.redirect_stderr(io.StringIO()):
+        static = distill_from_model(model=model, tokenizer=tokenizer, pca_dims=dims,
+                                    device="cpu")
+        clf = classifier.from_static_model(model=static, n_layers=s["n_layers"],
+                                           hidden_dim=s["hidden_dim"], out_dim=len(label_names))
+        clf.fit([texts[i] for i in keep], [int(labels[i]) for i in keep],
+                learning_rate=s["learning_rate"],
+                early_stopping_patience=s["early_stopping_patience"],
+                test_size=s["test_size"], device="cpu", random_seed=seed)
+    clf.to_pipeline().save_pretrained(str(out_dir))
+    params = sum(p.numel() for p in clf.parameters())
+    meta = {"label": MODEL2VEC_LABEL, "label_names": label_names, "params": int(params),
+            "train_examples": int(len(keep)), "backbone": str(backbone),
+            "settings": {**s, "pca_dims": dims}, "seed": seed,
+            "torch_threads": torch.get_num_threads()}
+    (out_dir / MODEL2VEC_META).write_text(json.dumps(meta, indent=1))
+    return meta
+
+
+class Model2VecClassifier:
+    """A saved Model2Vec pipeline behind ``logits(texts)`` (log-probabilities in label
+    order). It tokenises for itself, so its model call is end to end."""
+
+    def __init__(self, path: str | Path):
+        path = Path(path)
+        self.meta = json.loads((path / MODEL2VEC_META).read_text())
+        self.pipeline = model2vec_modules()[2].from_pretrained(str(path))
+        self.num_labels = len(self.meta["label_names"])
+        self.classes = np.array([int(c) for c in self.pipeline.classes_])  # the labels it saw
+        self.size_bytes = sum(f.stat().st_size for f in path.iterdir()
+                              if f.suffix in (".safetensors", ".json") and f.name != MODEL2VEC_META)
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        p = self.pipeline.predict_proba(list(texts), use_multiprocessing=False)
+        out = np.full((len(p), self.num_labels), -30.0, dtype=np.float32)
+        out[:, self.classes] = np.log(np.maximum(p, 1e-13))
+        return out
+
+
+def model2vec_predictor(path: str | Path):
+    from .compare import Predictor
+
+    model = Model2VecClassifier(path)
+    return Predictor(MODEL2VEC_LABEL, "baseline:model2vec", list, model.logits,
+                     model.meta["params"], model.size_bytes, "model2vec")

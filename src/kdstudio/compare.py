@@ -398,6 +398,7 @@ def figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def load_students(run_dir: Path) -> dict[str, tuple[torch.nn.Module, StudentVocab, dict]]:
     out = {}
     for d in sorted((run_dir / "students").glob("*")):
-        if (d / "model.safetensors").exists():
+        # student.json marks a distilled student; a baseline's folder may hold safetensors too
+        if (d / "model.safetensors").exists() and (d / "student.json").exists():
             out[d.name] = load_student(d)
     return out

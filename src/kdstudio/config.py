@@ -226,6 +226,9 @@ class StudentConfig(Section):
     families: list[str] = field(default_factory=lambda: ["bilstm"])
     #: Also train fastText (supervised, hard labels only) as an outside baseline.
     fasttext_baseline: bool = False
+    #: Also train Model2Vec's classifier (distilled from the teacher's pretrained backbone,
+    #: hard labels only) as an outside baseline; needs the model2vec and skeletoken packages.
+    model2vec_baseline: bool = False
 
     @property
     def embeddings_frozen(self) -> bool:
@@ -266,6 +269,7 @@ class StudentConfig(Section):
         if self.seed is not None:
             check_int("student seed", self.seed, 0)
         check_bool("fasttext_baseline", self.fasttext_baseline)
+        check_bool("model2vec_baseline", self.model2vec_baseline)
         self.families = _check_families(self.families)
 
 

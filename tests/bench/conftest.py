@@ -33,3 +33,8 @@ def teacher_sweep():
 @pytest.fixture(scope="module")
 def speed_range():
     return _load("speed_range")
+
+
+@pytest.fixture(scope="module")
+def baselines():
+    return _load("baselines")

@@ -13,7 +13,8 @@ from kdstudio import studio
 def test_predict_all_models_and_notes(finished_run):
     answers, notes = studio.predict(finished_run, "zzqx " * 900)
     assert [a.kind for a in answers] == ["teacher", "student", "student-int8", "static-int8",
-                                         "transformer-int8", "baseline:fasttext"]
+                                         "transformer-int8", "baseline:fasttext",
+                                         "baseline:model2vec"]
     assert all(a.available and abs(sum(a.probs.values()) - 1) < 1e-6 for a in answers)
     assert any("only the first 2,000" in n for n in notes)
     with pytest.raises(studio.UserInputError, match="Type a sentence first"):

@@ -37,7 +37,7 @@ def test_predict_gives_every_model_side_by_side(client, finished_run):
         "the movie was wonderful and moving", finished_run.id, api_name="/predict")
     # teacher, BiLSTM student, the int8 graph of each family (BiLSTM, static, transformer),
     # fastText
-    assert len(models) == 6
+    assert len(models) == 7
     for out in models:
         p = probs(out)
         assert set(p) == {"0", "1"} and abs(sum(p.values()) - 1) < 1e-4
@@ -45,6 +45,7 @@ def test_predict_gives_every_model_side_by_side(client, finished_run):
         assert " ms" in out["label"]  # the time of that call, in the label
     assert "| Teacher |" in timing and "Student int8 (ONNX)" in timing
     assert "Static student int8 (ONNX)" in timing and "fastText baseline" in timing
+    assert "Model2Vec baseline" in timing
     assert "Tiny transformer int8 (ONNX)" in timing
     assert finished_run.id in msg
 

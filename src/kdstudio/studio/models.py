@@ -54,7 +54,8 @@ MODEL_KINDS = (("teacher", "Teacher"), ("student", "Student (PyTorch)"),
                ("student-int8", "Student int8 (ONNX)"),
                ("static-int8", "Static student int8 (ONNX)"),
                ("transformer-int8", "Tiny transformer int8 (ONNX)"),
-               ("baseline:fasttext", "fastText baseline"))
+               ("baseline:fasttext", "fastText baseline"),
+               ("baseline:model2vec", "Model2Vec baseline"))
 #: Shown whether or not the run has them; the others only when it does.
 CORE_KINDS = ("teacher", "student", "student-int8")
 _MODELS: VersionedCache[RunModels] = VersionedCache(3)
@@ -67,7 +68,8 @@ def model_version(run: Run) -> tuple:
     files = [run.file(R.TEACHER_DIR) / "teacher.json",
              run.file(R.STUDENTS_DIR) / "distilled" / "model.safetensors",
              *(run.file(R.ONNX_DIR) / f"{f.variant}.int8.onnx" for f in REGISTRY.values()),
-             run.file(R.STUDENTS_DIR) / "fasttext" / "model.bin"]
+             run.file(R.STUDENTS_DIR) / "fasttext" / "model.bin",
+             run.file(R.STUDENTS_DIR) / "model2vec" / "model2vec.json"]
     return tuple(f.stat().st_mtime_ns if f.exists() else 0 for f in files)
 
 
@@ -112,6 +114,10 @@ def _load_models(run: Run) -> RunModels:
         from ..baselines import fasttext_predictor
 
         preds["baseline:fasttext"] = fasttext_predictor(run.file(R.STUDENTS_DIR) / "fasttext")
+    if (run.file(R.STUDENTS_DIR) / "model2vec" / "model2vec.json").exists():
+        from ..baselines import model2vec_predictor
+
+        preds["baseline:model2vec"] = model2vec_predictor(run.file(R.STUDENTS_DIR) / "model2vec")
     return RunModels(teacher, preds, list(teacher.label_names), vocab, L)
 
 

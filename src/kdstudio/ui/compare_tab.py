@@ -24,7 +24,7 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets"  # package data: kdstudi
 #: Card titles short enough to stay on one line above the predicted label.
 SHORT = {"teacher": "Teacher", "student": "Student", "student-int8": "Student int8",
          "static-int8": "Static int8", "transformer-int8": "Transformer int8",
-         "baseline:fasttext": "fastText"}
+         "baseline:fasttext": "fastText", "baseline:model2vec": "Model2Vec"}
 SEED_COLUMNS = ["model", "accuracy", "params", "inference, batch 1 (p50)"]
 TABLE_COLUMNS = ["model", "backend", "accuracy", "agrees with teacher", "params", "size",
                  "latency p50, batch 1", "end to end, batch 1", "throughput, batch 32",

@@ -40,6 +40,7 @@ class DistillTab:
     train_soft_no_aug: gr.Checkbox
     families: gr.CheckboxGroup
     fasttext_baseline: gr.Checkbox
+    model2vec_baseline: gr.Checkbox
     p_mask: gr.Slider
     p_pos: gr.Slider
     p_ng: gr.Slider
@@ -69,7 +70,8 @@ STUDENT_FIELDS = {"hidden_size": int, "embedding_init": str, "loss": str, "alpha
                   "temperature": float, "epochs": int,
                   "learning_rate": lambda x: float(x or 0), "batch_size": int,
                   "train_baseline": bool, "train_soft_no_aug": bool,
-                  "families": lambda x: ["bilstm", *(x or [])], "fasttext_baseline": bool}
+                  "families": lambda x: ["bilstm", *(x or [])], "fasttext_baseline": bool,
+                  "model2vec_baseline": bool}
 FAMILY_CHOICES = [("static embeddings (as Model2Vec)", "static"),
                   ("tiny transformer (the teacher's own layers)", "transformer")]
 
@@ -133,9 +135,14 @@ def build(defaults: RunConfig) -> DistillTab:
                         FAMILY_CHOICES, value=[f for f in sc.families if f != "bilstm"],
                         label="Also distil into", elem_id="kd-families",
                         info="other student families, on the same soft labels")
-                    fasttext_baseline = gr.Checkbox(
-                        sc.fasttext_baseline, label="Also train fastText (hard labels)",
-                        elem_id="kd-fasttext")
+                    with gr.Column():
+                        fasttext_baseline = gr.Checkbox(
+                            sc.fasttext_baseline, label="Also train fastText (hard labels)",
+                            elem_id="kd-fasttext")
+                        model2vec_baseline = gr.Checkbox(
+                            sc.model2vec_baseline,
+                            label="Also train Model2Vec's classifier (hard labels)",
+                            elem_id="kd-model2vec")
             with gr.Accordion("Augmentation (same as the Augmentation tab)", open=False):
                 p_mask, p_pos, p_ng, n_iter = aug_sliders(defaults.augment)
             with gr.Row():
@@ -160,7 +167,7 @@ def build(defaults: RunConfig) -> DistillTab:
                         elem_id="kd-runs")
     return DistillTab(hidden_size, embedding_init, loss, alpha, temperature, epochs,
                       learning_rate, batch_size, train_baseline, train_soft_no_aug, families,
-                      fasttext_baseline, p_mask,
+                      fasttext_baseline, model2vec_baseline, p_mask,
                       p_pos, p_ng, n_iter, start_btn, cancel_btn, resume_btn, msg, monitor, bar,
                       loss_plot, acc_plot, runs)
 
