@@ -261,3 +261,21 @@ def test_the_int8_guard_holds_int8_to_fp32_at_batch_1(sst2, fp32_ms, met):
     targets = {t["target"]: t["met"] for t in sst2.check_targets(rows, 80 * 60, {})}
     assert len(targets) == 11
     assert targets["int8 not slower than fp32 at batch 1"] is met
+
+
+def test_each_family_is_set_against_both_baselines(sst2):
+    """More accurate and not slower end to end than fastText and than Model2Vec; a baseline
+    the run lacks sets no target."""
+    def target(what, value, goal, ok):
+        return {"target": what, "value": value, "met": ok}
+
+    def row(acc, e2e):
+        return {"accuracy_mean": acc, "latency_b1_e2e_ms_p50": e2e}
+
+    by = {"student-int8": row(0.88, 0.255), "baseline:fasttext": row(0.789, 0.011),
+          "baseline:model2vec": row(0.788, 0.300)}
+    got = {t["target"]: t["met"] for t in sst2.family_targets(by, target)}
+    assert got == {"student-int8 beats fastText at equal or lower end-to-end latency": False,
+                   "student-int8 beats Model2Vec at equal or lower end-to-end latency": True}
+    del by["baseline:model2vec"]
+    assert len(sst2.family_targets(by, target)) == 1
