@@ -22,15 +22,19 @@ def test_normalise_makes_one_lower_case_line_with_punctuation_apart():
     assert normalise("it's fine") == "it's fine"
 
 
-def test_fasttext_learns_from_the_labelled_rows_only(tmp_path):
-    pytest.importorskip("fasttext")
+def labelled_and_unlabelled() -> tuple[list[str], np.ndarray]:
+    """300 labelled rows, then 100 unlabelled (-1) ones that carry the opposite label's
+    words: training on them would hurt."""
     rows = make_sentences(300, 1)
     texts = [t for t, _ in rows]
-    labels = np.array([y for _, y in rows])
-    # Unlabelled rows (-1) carry the opposite label's words: training on them would hurt.
     noise = [t.replace("good", "bad") for t in texts[:100]]
-    meta = train_fasttext(texts + noise, np.concatenate([labels, -np.ones(100, int)]),
-                          ["negative", "positive"], tmp_path, seed=1)
+    return texts + noise, np.concatenate([[y for _, y in rows], -np.ones(100, int)])
+
+
+def test_fasttext_learns_from_the_labelled_rows_only(tmp_path):
+    pytest.importorskip("fasttext")
+    meta = train_fasttext(*labelled_and_unlabelled(), ["negative", "positive"], tmp_path,
+                          seed=1)
     assert meta["train_examples"] == 300
     model = FastTextClassifier(tmp_path)
     val = make_sentences(60, 2)
@@ -48,12 +52,8 @@ def test_model2vec_learns_from_the_labelled_rows_only(tmp_path, tiny_backbone):
     pytest.importorskip("skeletoken")
     from kdstudio.baselines import Model2VecClassifier, model2vec_predictor, train_model2vec
 
-    rows = make_sentences(300, 1)
-    texts = [t for t, _ in rows]
-    labels = np.array([y for _, y in rows])
-    noise = [t.replace("good", "bad") for t in texts[:100]]
-    meta = train_model2vec(texts + noise, np.concatenate([labels, -np.ones(100, int)]),
-                           ["negative", "positive"], str(tiny_backbone), tmp_path, seed=1)
+    meta = train_model2vec(*labelled_and_unlabelled(), ["negative", "positive"],
+                           str(tiny_backbone), tmp_path, seed=1)
     assert meta["train_examples"] == 300
     assert meta["settings"]["pca_dims"] == 32  # the tiny backbone's width, not 256
     model = Model2VecClassifier(tmp_path)
