@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from kdstudio import runs as R
+from kdstudio.baselines import train_baselines
 from kdstudio.data import load_task
 from kdstudio.machine import environment
-from kdstudio.pipeline import run_stages, train_baselines
+from kdstudio.pipeline import run_stages
 
 KINDS = ("teacher", "student-int8", "static-int8", "transformer-int8", "baseline:fasttext",
          "baseline:model2vec")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -182,3 +183,35 @@ def model2vec_predictor(path: str | Path):
     model = Model2VecClassifier(path)
     return Predictor(MODEL2VEC_LABEL, "baseline:model2vec", list, model.logits,
                      model.meta["params"], model.size_bytes, "model2vec")
+
+
+def train_baselines(run, cfg, task, seed: int) -> dict:
+    """The outside baselines ``cfg`` (a RunConfig) asks for, on the hard labels of the
+    ``task``'s training split, into ``run``'s students folder (the compare stage picks up
+    what is there); logs each as a student and returns its validation accuracy."""
+    from .runs import STUDENTS_DIR
+    from .teacher import resolve_model_ref
+
+    train, val = task.train, task.validation
+    todo = []
+    if cfg.student.fasttext_baseline:
+        todo.append(("fasttext", lambda out: train_fasttext(
+            train.texts, train.labels, task.label_names, out, seed),
+            lambda out: FastTextClassifier(out).logits([normalise(t) for t in val.texts])))
+    if cfg.student.model2vec_baseline:
+        todo.append(("model2vec", lambda out: train_model2vec(
+            train.texts, train.labels, task.label_names,
+            resolve_model_ref(cfg.teacher.backbone), out, seed),
+            lambda out: Model2VecClassifier(out).logits(val.texts)))
+    results = {}
+    for name, fit, logits in todo:
+        out = run.file(f"{STUDENTS_DIR}/{name}")
+        run.log("student_started", variant=name, train_examples=len(train))
+        t0 = time.time()
+        meta = fit(out)
+        acc = float((logits(out).argmax(-1) == val.labels).mean())
+        results[name] = {"val_accuracy": acc, "params": meta["params"],
+                         "train_examples": meta["train_examples"],
+                         "seconds": round(time.time() - t0, 2)}
+        run.log("student_finished", variant=name, **results[name])
+    return results

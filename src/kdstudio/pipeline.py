@@ -225,51 +225,10 @@ def stage_student(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
         raise StopRequested("cancelled during student training; checkpoints saved so far "
                             "are kept")
     if main:
+        from .baselines import train_baselines
+
         results.update(train_baselines(run, cfg, task, seed))
     return {"students": results, "vocab_size": len(vocab)}
-
-
-def train_baselines(run: Run, cfg: RunConfig, task: TaskData, seed: int) -> dict:
-    """The outside baselines ``cfg`` asks for, on the hard labels of the training split,
-    into the run's students folder (the compare stage picks up what is there)."""
-    out = {}
-    if cfg.student.fasttext_baseline:
-        out["fasttext"] = _train_fasttext(run, task, seed)
-    if cfg.student.model2vec_baseline:
-        out["model2vec"] = _train_model2vec(run, cfg, task, seed)
-    return out
-
-
-def _train_fasttext(run: Run, task: TaskData, seed: int) -> dict:
-    from .baselines import FastTextClassifier, normalise, train_fasttext
-
-    out = run.file(f"{R.STUDENTS_DIR}/fasttext")
-    run.log("student_started", variant="fasttext", train_examples=len(task.train))
-    t0 = time.time()
-    meta = train_fasttext(task.train.texts, task.train.labels, task.label_names, out, seed)
-    pred = FastTextClassifier(out).logits([normalise(t) for t in task.validation.texts])
-    acc = float((pred.argmax(-1) == task.validation.labels).mean())
-    result = {"val_accuracy": acc, "params": meta["params"],
-              "train_examples": meta["train_examples"], "seconds": round(time.time() - t0, 2)}
-    run.log("student_finished", variant="fasttext", **result)
-    return result
-
-
-def _train_model2vec(run: Run, cfg: RunConfig, task: TaskData, seed: int) -> dict:
-    from .baselines import Model2VecClassifier, train_model2vec
-    from .teacher import resolve_model_ref
-
-    out = run.file(f"{R.STUDENTS_DIR}/model2vec")
-    run.log("student_started", variant="model2vec", train_examples=len(task.train))
-    t0 = time.time()
-    meta = train_model2vec(task.train.texts, task.train.labels, task.label_names,
-                           resolve_model_ref(cfg.teacher.backbone), out, seed)
-    pred = Model2VecClassifier(out).logits(task.validation.texts)
-    acc = float((pred.argmax(-1) == task.validation.labels).mean())
-    result = {"val_accuracy": acc, "params": meta["params"],
-              "train_examples": meta["train_examples"], "seconds": round(time.time() - t0, 2)}
-    run.log("student_finished", variant="model2vec", **result)
-    return result
 
 
 def stage_quantize(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -> dict:
