@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from kdstudio import runs as R
-from kdstudio.baselines import train_baselines
+from kdstudio.baselines import BASELINES, train_baselines, trained_baselines
 from kdstudio.data import load_task
 from kdstudio.machine import environment
 from kdstudio.pipeline import run_stages
@@ -32,19 +32,18 @@ KINDS = ("teacher", "student-int8", "static-int8", "transformer-int8", "baseline
          "baseline:model2vec")
 KEYS = ("accuracy", "latency_b1_ms_p50", "latency_b1_e2e_ms_p50", "throughput_b32_per_s",
         "speedup_b1", "size_mb")
-FILES = {"fasttext": "fasttext/model.bin", "model2vec": "model2vec/model2vec.json"}
 
 
 def add_baselines(run: R.Run) -> dict:
     """Train the baselines ``run`` lacks; returns what each training reported."""
     cfg = run.config()
-    missing = [b for b, f in FILES.items() if not run.file(f"{R.STUDENTS_DIR}/{f}").exists()]
-    cfg = cfg.with_overrides({f"student.{b}_baseline": b in missing for b in FILES})
+    have = trained_baselines(run.file(R.STUDENTS_DIR))
+    cfg = cfg.with_overrides({f"student.{b}_baseline": b not in have for b in BASELINES})
     task = load_task(cfg.data, cfg.seed)
     seed = cfg.seed if cfg.student.seed is None else cfg.student.seed
     trained = train_baselines(run, cfg, task, seed)
     # The run's own config says it has both now.
-    run.config().with_overrides({f"student.{b}_baseline": True for b in FILES}).save(
+    run.config().with_overrides({f"student.{b}_baseline": True for b in BASELINES}).save(
         run.path / "config.yaml")
     return trained
 

@@ -215,3 +215,15 @@ def train_baselines(run, cfg, task, seed: int) -> dict:
                          "seconds": round(time.time() - t0, 2)}
         run.log("student_finished", variant=name, **results[name])
     return results
+
+
+#: Each baseline by its folder under a run's students/: the file that marks it trained, and
+#: its predictor.
+BASELINES = {"fasttext": (FASTTEXT_FILE, fasttext_predictor),
+             "model2vec": (MODEL2VEC_META, model2vec_predictor)}
+
+
+def trained_baselines(students_dir: str | Path) -> dict[str, Path]:
+    """The baselines trained into ``students_dir``, by name → folder."""
+    return {name: Path(students_dir) / name for name, (marker, _) in BASELINES.items()
+            if (Path(students_dir) / name / marker).exists()}

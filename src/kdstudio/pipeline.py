@@ -322,14 +322,10 @@ def _predictors(run: Run, cfg: RunConfig, teacher, students: dict) -> list:
         if path.exists():
             preds.append(partial(onnx_student_predictor, label, kind, path, vocab, tok, L,
                                  meta["params"], cc.threads))
-    if run.file(f"{R.STUDENTS_DIR}/fasttext/model.bin").exists():
-        from .baselines import fasttext_predictor
+    from .baselines import BASELINES, trained_baselines
 
-        preds.append(partial(fasttext_predictor, run.file(f"{R.STUDENTS_DIR}/fasttext")))
-    if run.file(f"{R.STUDENTS_DIR}/model2vec/model2vec.json").exists():
-        from .baselines import model2vec_predictor
-
-        preds.append(partial(model2vec_predictor, run.file(f"{R.STUDENTS_DIR}/model2vec")))
+    for name, path in trained_baselines(run.file(R.STUDENTS_DIR)).items():
+        preds.append(partial(BASELINES[name][1], path))
     return preds
 
 

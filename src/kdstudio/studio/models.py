@@ -63,13 +63,14 @@ _MODELS: VersionedCache[RunModels] = VersionedCache(3)
 
 def model_version(run: Run) -> tuple:
     """Changes whenever one of the run's model files is written again."""
+    from ..baselines import BASELINES
     from ..families import REGISTRY  # here: it imports torch, which start-up does not need
 
     files = [run.file(R.TEACHER_DIR) / "teacher.json",
              run.file(R.STUDENTS_DIR) / "distilled" / "model.safetensors",
              *(run.file(R.ONNX_DIR) / f"{f.variant}.int8.onnx" for f in REGISTRY.values()),
-             run.file(R.STUDENTS_DIR) / "fasttext" / "model.bin",
-             run.file(R.STUDENTS_DIR) / "model2vec" / "model2vec.json"]
+             *(run.file(R.STUDENTS_DIR) / name / marker
+               for name, (marker, _) in BASELINES.items())]
     return tuple(f.stat().st_mtime_ns if f.exists() else 0 for f in files)
 
 
@@ -110,14 +111,10 @@ def _load_models(run: Run) -> RunModels:
             preds[fam.int8_kind] = onnx_student_predictor(
                 fam.int8_kind, fam.int8_kind, int8, svocab, teacher.tokenizer, L,
                 meta["params"], threads=live_threads(run, fam.int8_kind))
-    if (run.file(R.STUDENTS_DIR) / "fasttext" / "model.bin").exists():
-        from ..baselines import fasttext_predictor
+    from ..baselines import BASELINES, trained_baselines
 
-        preds["baseline:fasttext"] = fasttext_predictor(run.file(R.STUDENTS_DIR) / "fasttext")
-    if (run.file(R.STUDENTS_DIR) / "model2vec" / "model2vec.json").exists():
-        from ..baselines import model2vec_predictor
-
-        preds["baseline:model2vec"] = model2vec_predictor(run.file(R.STUDENTS_DIR) / "model2vec")
+    for name, path in trained_baselines(run.file(R.STUDENTS_DIR)).items():
+        preds[f"baseline:{name}"] = BASELINES[name][1](path)
     return RunModels(teacher, preds, list(teacher.label_names), vocab, L)
 
 
