@@ -34,6 +34,8 @@ def runs_of_shape(files: list[Path], want: tuple) -> list[dict]:
         by = {r["kind"]: r for r in res["rows"]}
         t, q = by["teacher"], by["student-int8"]
         out.append({"file": f.name, "machine": cpu_description(res["environment"]),
+                    # older files hold no flags: count models by name alone
+                    "cpu": res["environment"].get("cpu", "?"),
                     "date": res.get("date", "?"),
                     "teacher_b1_ms": t["latency_b1_ms_p50"], "int8_b1_ms": q["latency_b1_ms_p50"],
                     "teacher_b32_per_s": t["throughput_b32_per_s"],
@@ -49,7 +51,7 @@ def render(runs: list[dict]) -> str:
               f"| {r['int8_b1_ms']:.3f} | {r['speedup_b1']:.1f}x | {r['speedup_b32']:.1f}x |"
               for r in runs]
     if runs:
-        cpus = sorted({r["machine"] for r in runs})
+        cpus = sorted({r["cpu"] for r in runs})
         b1, b32 = [r["speedup_b1"] for r in runs], [r["speedup_b32"] for r in runs]
         lines += ["", f"{len(runs)} runs on {len(cpus)} CPU models: {min(b1):.1f}x to "
                       f"{max(b1):.1f}x at batch 1, {min(b32):.1f}x to {max(b32):.1f}x at batch 32."]

@@ -1,12 +1,12 @@
 import json
 
 
-def _results(path, cpu, hidden, b1, b32):
+def _results(path, cpu, hidden, b1, b32, flags=("AVX2",)):
     rows = [{"kind": "teacher", "latency_b1_ms_p50": 6.0, "throughput_b32_per_s": 400.0},
             {"kind": "student-int8", "latency_b1_ms_p50": 6.0 / b1,
              "throughput_b32_per_s": 400.0 * b32, "speedup_b1": b1, "speedup_b32": b32}]
     path.write_text(json.dumps({"config": {"student": {"hidden_size": hidden, "embedding_dim": 200}},
-                                "environment": {"cpu": cpu, "cpu_flags": ["AVX2"]},
+                                "environment": {"cpu": cpu, "cpu_flags": list(flags)},
                                 "date": "2026-12-04", "rows": rows}))
 
 
@@ -20,13 +20,14 @@ def test_the_range_covers_only_runs_of_the_configured_shape(speed_range, tmp_pat
     res.mkdir()
     _results(res / "sst2.json", "AMD EPYC", 150, 77.7, 134.1)
     _results(res / "sst2-intel.json", "Intel Xeon", 150, 37.6, 47.0)
+    _results(res / "sst2-old.json", "Intel Xeon", 150, 40.0, 50.0, flags=())  # no flags recorded
     _results(res / "sst2-small.json", "Intel Xeon", 100, 64.4, 170.0)  # another shape: left out
     _results(res / "quick.json", "Intel Xeon", 150, 500.0, 900.0)  # not an SST-2 run
     assert speed_range.main(["--results", str(res), "--config", str(tmp_path / "b.yaml")]) == 0
     out = capsys.readouterr().out
     assert "sst2-small.json" not in out and "quick.json" not in out
     assert "Intel Xeon (AVX2)" in out and "AMD EPYC (AVX2)" in out
-    assert out.strip().endswith("2 runs on 2 CPU models: 37.6x to 77.7x at batch 1, "
+    assert out.strip().endswith("3 runs on 2 CPU models: 37.6x to 77.7x at batch 1, "
                                 "47.0x to 134.1x at batch 32.")
 
 
