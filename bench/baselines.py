@@ -1,13 +1,16 @@
 """Add the outside baselines to finished benchmark runs and compare them beside the students.
 
     KDSTUDIO_DATA_DIR=../shared/data python bench/baselines.py RUN [RUN ...] \
-        --out bench/results/baselines-sst2.json
+        [--families static ...] --out bench/results/baselines-sst2.json
 
 Each RUN is a run folder that ``bench/sst2.py`` wrote. The baselines its config lacks
 (fastText, Model2Vec's classifier) are trained on the gold labels of its training split, as
 ``student.fasttext_baseline`` / ``student.model2vec_baseline`` would have in the run itself;
-a baseline already in the run is kept. Then the run's compare stage runs again, so every
-row of its table (teacher, students, baselines) is timed in the same sitting. Prints and
+a baseline already in the run is kept. ``--families`` (re)trains those student families on
+the run's own transfer set and soft labels, then exports and quantizes them, as if the run
+had listed them in ``student.families``. Then the run's quantize and compare stages run
+again, so every graph is this version's export and every row of its table (teacher, students,
+baselines) is timed in the same sitting. Prints and
 writes the rows a shipping choice rests on, per run and as the mean over the runs.
 """
 
@@ -25,6 +28,7 @@ import numpy as np
 from kdstudio import runs as R
 from kdstudio.baselines import BASELINES, train_baselines, trained_baselines
 from kdstudio.data import load_task
+from kdstudio.families import REGISTRY
 from kdstudio.machine import environment
 from kdstudio.pipeline import run_stages
 
@@ -48,6 +52,19 @@ def add_baselines(run: R.Run) -> dict:
     return trained
 
 
+def add_families(run: R.Run, names: list[str]) -> dict:
+    """Train the student families ``names`` on ``run``'s transfer set (again, if it has
+    them); returns each one's training result."""
+    cfg = run.config()
+    families = list(dict.fromkeys([*cfg.student.families, *names]))
+    run.config().with_overrides({"student.families": families}).save(run.path / "config.yaml")
+    variants = [REGISTRY[n].variant for n in names]
+    if run_stages(run, ["student"], variants=variants) != "done":
+        raise RuntimeError(f"training {', '.join(names)} failed: {run.status()}")
+    done = [e for e in run.events("stage_finished") if e["stage"] == "student"][-1]
+    return done["metrics"]["students"]
+
+
 def summary(per_run: list[dict[str, dict]]) -> dict[str, dict]:
     """Mean (and sd over runs, for accuracy) of each kind's figures."""
     out = {}
@@ -68,6 +85,8 @@ def summary(per_run: list[dict[str, dict]]) -> dict[str, dict]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("--families", nargs="+", default=[], choices=sorted(set(REGISTRY) - {"bilstm"}),
+                    help="student families to (re)train in each run before comparing")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     command = "python bench/baselines.py " + " ".join(
@@ -79,9 +98,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{path} has no results yet: run bench/sst2.py first", file=sys.stderr)
             return 1
         t0 = time.time()
-        trained[str(path)] = {**add_baselines(run), "seconds": round(time.time() - t0, 1)}
-        if run_stages(run, ["compare"]) != "done":
-            print(f"compare failed: {run.status()}", file=sys.stderr)
+        fams = add_families(run, args.families) if args.families else {}
+        trained[str(path)] = {**fams, **add_baselines(run), "seconds": round(time.time() - t0, 1)}
+        if run_stages(run, ["quantize", "compare"]) != "done":
+            print(f"quantize or compare failed: {run.status()}", file=sys.stderr)
             return 1
         rows = {r["kind"]: {k: r.get(k) for k in ("name", *KEYS)}
                 for r in run.results()["rows"] if r["kind"] in KINDS}

@@ -216,6 +216,15 @@ def test_students_without_augmentation_get_their_own_epochs(tiny_config, tmp_pat
                                                     "baseline")] == [1, 3, 3]
 
 
+def test_a_student_the_config_does_not_train_is_refused_by_name(tiny_config, tmp_path):
+    run = Run.create(tiny_config.with_overrides({"student.families": ["bilstm"]}), tmp_path)
+    assert run_stages(run, ["teacher", "augment"]) == "done"
+    assert run_stages(run, ["student"], variants=["static"]) == "failed"
+    message = run.status()["message"]
+    assert "trains no student static" in message and "distilled" in message
+    assert not (run.path / R.STUDENTS_DIR / "distilled").exists()
+
+
 def _cancel_after(run: Run, n: int) -> None:
     """Make ``run`` see a cancel request from its (n + 1)-th check on."""
     calls = {"n": 0}

@@ -114,21 +114,42 @@ def test_a_student_saved_with_a_removed_pooling_is_refused(tmp_path):
         load_student(tmp_path)
 
 
-def test_static_student_averages_the_sentence_tokens_and_ignores_padding():
+def test_static_student_takes_each_dimensions_max_over_the_tokens_and_ignores_padding():
     from kdstudio.student import StaticClassifier
 
     torch.manual_seed(0)
     m = StaticClassifier(50, 8, 6, 2, dropout=0.0).eval()
     with torch.no_grad():
+        m.embedding.weight[0] = 0  # the padding row, as nn.Embedding(padding_idx=0) keeps it
+        m.embedding.weight[5:8] = -torch.rand(3, 8) - 1  # all below the padding row's zeros
         a = m(torch.tensor([[5, 6, 7]]))
         b = m(torch.tensor([[5, 6, 7, 0, 0], [9, 9, 9, 9, 9]]))
         swapped = m(torch.tensor([[7, 5, 6]]))
         repeated = m(torch.tensor([[5, 6, 7, 5, 6, 7]]))
         other = m(torch.tensor([[9, 9, 9]]))
+        # What the head reads: each dimension's largest value among the tokens.
+        expected = m.out(torch.relu(m.fc(m.embedding.weight[5:8].amax(0))))
+    # Padding's zero row would win every dimension here if it were not left out.
     assert torch.allclose(a[0], b[0], atol=1e-6)
-    # A mean of token vectors: order and repetition do not matter, the tokens do.
+    assert torch.allclose(a[0], expected, atol=1e-6)
+    # Order and repetition do not matter, the tokens do.
     assert torch.allclose(a, swapped, atol=1e-6) and torch.allclose(a, repeated, atol=1e-6)
     assert not torch.allclose(a, other)
+
+
+def test_a_static_student_saved_with_mean_pooling_is_refused(tmp_path):
+    import json
+
+    from kdstudio.student import StaticClassifier
+
+    save_student(StaticClassifier(20, 4, 3, 2).eval(), StudentVocab([5, 6, 7], 30, 1),
+                 ["neg", "pos"], tmp_path)
+    assert isinstance(load_student(tmp_path)[0], StaticClassifier)
+    meta = json.loads((tmp_path / "student.json").read_text())
+    del meta["arch"]["pooling"]  # as the versions that averaged wrote it
+    (tmp_path / "student.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="averages its tokens.*train it again"):
+        load_student(tmp_path)
 
 
 def test_students_of_each_family_round_trip(tmp_path):

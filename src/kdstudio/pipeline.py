@@ -14,7 +14,7 @@ import json
 import os
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from functools import partial
 from pathlib import Path
 
@@ -158,8 +158,43 @@ def stage_augment(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
         cache_dir=cache_dir_for(run), on_step=report, should_stop=run.cancel_requested)
 
 
-def stage_student(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -> dict:
-    from .families import REGISTRY, Family
+def _student_jobs(cfg: RunConfig, task: TaskData, full, variants: Collection[str] | None
+                  ) -> list[tuple]:
+    """(folder, label, mode, data, training config, family) of each student to train."""
+    from .families import REGISTRY
+    from .train import TrainSet
+
+    sc = cfg.student
+    ids, labels, logits = full.ids, full.labels, full.teacher_logits
+    orig = np.arange(len(task.train))  # the transfer set starts with the originals
+    # The students that see the originals only may train for their own number of epochs.
+    no_aug = sc if sc.no_aug_epochs is None else dataclasses.replace(sc, epochs=sc.no_aug_epochs)
+    bilstm = REGISTRY["bilstm"]
+    jobs: list[tuple] = [("distilled", bilstm.label, "distill", full, sc, bilstm)]
+    if sc.train_soft_no_aug:
+        jobs.append(("distilled-noaug", STUDENT_LABELS["distilled-noaug"], "distill",
+                     TrainSet([ids[i] for i in orig], labels[orig], logits[orig]), no_aug,
+                     bilstm))
+    if sc.train_baseline:
+        jobs.append(("baseline", STUDENT_LABELS["baseline"], "baseline",
+                     TrainSet(ids, labels, None), no_aug, bilstm))
+    for fam in (REGISTRY[f] for f in sc.families if f != "bilstm"):
+        n = fam.max_rows(cfg)
+        data = full if n is None or n >= len(ids) else TrainSet(ids[:n], labels[:n], logits[:n])
+        jobs.append((fam.variant, fam.label, "distill", data, fam.train_config(cfg), fam))
+    if variants is None:
+        return jobs
+    missing = set(variants) - {j[0] for j in jobs}
+    if missing:
+        raise ValueError(f"this run's config trains no student {', '.join(sorted(missing))}; "
+                         f"it trains {', '.join(j[0] for j in jobs)}")
+    return [j for j in jobs if j[0] in variants]
+
+
+def stage_student(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter,
+                  variants: Collection[str] | None = None) -> dict:
+    """Train the run's students. ``variants`` (student folder names, e.g. "static") trains
+    those alone, keeping the others and leaving the baselines out."""
     from .student import StudentVocab, num_parameters, save_student
     from .train import Hooks, TrainSet, agreed, train_student
     from .transfer import read_transfer_set
@@ -172,30 +207,13 @@ def stage_student(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
     vocab = StudentVocab.build(teacher.tokenizer, texts, sc.max_length)
     ids = vocab.encode_ragged(teacher.tokenizer, texts, sc.max_length)
     val_ids = vocab.encode_ragged(teacher.tokenizer, task.validation.texts, sc.max_length)
-    orig = np.arange(len(task.train))  # the transfer set starts with the originals
-    # The students that see the originals only may train for their own number of epochs.
-    no_aug = sc if sc.no_aug_epochs is None else dataclasses.replace(sc, epochs=sc.no_aug_epochs)
-    bilstm = REGISTRY["bilstm"]
-    full = TrainSet(ids, labels, logits)
-    variants: list[tuple[str, str, str, TrainSet, object, Family]] = [
-        ("distilled", bilstm.label, "distill", full, sc, bilstm)]
-    if sc.train_soft_no_aug:
-        variants.append(("distilled-noaug", STUDENT_LABELS["distilled-noaug"], "distill",
-                         TrainSet([ids[i] for i in orig], labels[orig], logits[orig]), no_aug,
-                         bilstm))
-    if sc.train_baseline:
-        variants.append(("baseline", STUDENT_LABELS["baseline"], "baseline",
-                         TrainSet(ids, labels, None), no_aug, bilstm))
-    for fam in (REGISTRY[f] for f in sc.families if f != "bilstm"):
-        n = fam.max_rows(cfg)
-        data = full if n is None or n >= len(ids) else TrainSet(ids[:n], labels[:n], logits[:n])
-        variants.append((fam.variant, fam.label, "distill", data, fam.train_config(cfg), fam))
+    jobs = _student_jobs(cfg, task, TrainSet(ids, labels, logits), variants)
     seed = cfg.seed if sc.seed is None else sc.seed
     # Under a launcher every process trains (data-parallel); only the main one writes files
     # and events, and every cancel check is agreed on by all processes (train.agreed).
     main = R.is_main_process()
     results = {}
-    for name, label, mode, data, vc, fam in variants:
+    for name, label, mode, data, vc, fam in jobs:
         if agreed(run.cancel_requested()):
             break
         model = fam.build(cfg, vocab, task.num_labels, teacher, seed)
@@ -224,7 +242,7 @@ def stage_student(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) -
     if agreed(run.cancel_requested()):
         raise StopRequested("cancelled during student training; checkpoints saved so far "
                             "are kept")
-    if main:
+    if main and variants is None:
         from .baselines import train_baselines
 
         results.update(train_baselines(run, cfg, task, seed))
@@ -414,9 +432,10 @@ STAGE_FUNCS = {"teacher": stage_teacher, "augment": stage_augment, "student": st
 USER_ERRORS = (DataError, ValueError, FileNotFoundError)
 
 
-def run_stages(run: Run, stages: list[str] | None = None, listener: Listener | None = None
-               ) -> str:
-    """Run ``stages`` (default: all) in order; returns the final status."""
+def run_stages(run: Run, stages: list[str] | None = None, listener: Listener | None = None,
+               variants: Collection[str] | None = None) -> str:
+    """Run ``stages`` (default: all) in order; returns the final status. ``variants``: the
+    student stage trains only these students (:func:`stage_student`)."""
     from .train import agreed, distributed_state
 
     stages = list(stages or R.STAGES)
@@ -450,7 +469,8 @@ def run_stages(run: Run, stages: list[str] | None = None, listener: Listener | N
             run.set_status("running", stage=stage, message="")
             run.log("stage_started", stage=stage)
             t0 = time.time()
-            metrics = STAGE_FUNCS[stage](run, cfg, task, report)
+            extra = {"variants": variants} if stage == "student" and variants else {}
+            metrics = STAGE_FUNCS[stage](run, cfg, task, report, **extra)
             run.log("stage_finished", stage=stage, seconds=round(time.time() - t0, 2),
                     metrics=metrics)
     except StopRequested as e:

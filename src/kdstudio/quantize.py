@@ -100,28 +100,27 @@ def _weight(t: torch.Tensor) -> np.ndarray:
 
 
 def export_static(model: torch.nn.Module, path: str | Path, opset: int = 17) -> Path:
-    """The static-embedding student: gather, mean over the non-padding tokens, two layers.
-    The padding row of the table is zero, so the sum needs no mask."""
-    from onnx import TensorProto
+    """The static-embedding student: gather, max over the tokens, two layers.
+
+    The padding row holds each column's minimum over the other rows, so it never wins a max
+    and the graph needs no mask (a row always has a token: ``StudentVocab.encode``). The
+    int8 table keeps that order, as quantizing never swaps two values."""
+    from .student import PAD
 
     model = model.eval().cpu()
+    table = _weight(model.embedding.weight).copy()
+    others = np.delete(table, PAD, axis=0)
+    table[PAD] = others.min(0) if len(others) else 0.0
     inits = [
-        _init("embedding.weight", _weight(model.embedding.weight)),
+        _init("embedding.weight", table),
         _init("fc.weight_t", _weight(model.fc.weight).T), _init("fc.bias", _weight(model.fc.bias)),
         _init("out.weight_t", _weight(model.out.weight).T),
         _init("out.bias", _weight(model.out.bias)),
-        _init("zero_i64", np.array(0, np.int64)), _init("one_f", np.array(1.0, np.float32)),
-        _init("axis1", np.array([1], np.int64)),
     ]
     n = helper.make_node
     nodes = [
-        n("Greater", ["input_ids", "zero_i64"], ["is_tok"]),  # ids are never negative
-        n("Cast", ["is_tok"], ["tok_f"], to=TensorProto.FLOAT),
-        n("ReduceSum", ["tok_f", "axis1"], ["count0"], keepdims=1),  # (B, 1)
-        n("Max", ["count0", "one_f"], ["count"]),
         n("Gather", ["embedding.weight", "input_ids"], ["emb"]),  # (B, L, E)
-        n("ReduceSum", ["emb", "axis1"], ["summed"], keepdims=0),  # (B, E)
-        n("Div", ["summed", "count"], ["pooled"]),
+        n("ReduceMax", ["emb"], ["pooled"], axes=[1], keepdims=0),  # (B, E)
         *_head_nodes("pooled"),
     ]
     return _save_graph(nodes, inits, "static_student", model.out.out_features, Path(path),

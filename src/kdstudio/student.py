@@ -120,9 +120,16 @@ class BiLSTMClassifier(nn.Module):
         return self.out(self.dropout(hidden))  # (B, C)
 
 
+#: What the static student's max pooling puts at padding positions: below any table entry,
+#: and finite, so an all-padding row gives no NaN.
+PAD_FILL = -1e4
+
+
 class StaticClassifier(nn.Module):
-    """Embedding → mean over the sentence's tokens → ReLU layer → logits: a static-embedding
-    model (as Model2Vec), whose cost is a table lookup and two small matrix products."""
+    """Embedding → max over the sentence's tokens, per dimension → ReLU layer → logits: a
+    static-embedding model whose cost is a table lookup and two small matrix products. Max
+    pooling (SWEM-max, Shen et al. 2018) scores about a point above the mean Model2Vec
+    takes (docs/decisions.md, "static pooling")."""
 
     def __init__(self, vocab_size: int, embedding_dim: int, fc_size: int, num_labels: int,
                  dropout: float = 0.1):
@@ -133,9 +140,8 @@ class StaticClassifier(nn.Module):
         self.out = nn.Linear(fc_size, num_labels)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        mask = (input_ids != PAD).unsqueeze(-1).float()  # (B, L, 1)
-        summed = (self.embedding(input_ids) * mask).sum(1)  # (B, E)
-        pooled = summed / mask.sum(1).clamp(min=1.0)
+        pad = (input_ids == PAD).unsqueeze(-1)  # (B, L, 1)
+        pooled = self.embedding(input_ids).masked_fill(pad, PAD_FILL).amax(1)  # (B, E)
         hidden = torch.relu(self.fc(self.dropout(pooled)))
         return self.out(self.dropout(hidden))
 
@@ -235,7 +241,7 @@ def student_arch(model: nn.Module) -> dict:
          "embedding_dim": model.embedding.embedding_dim, "fc_size": model.fc.out_features,
          "num_labels": model.out.out_features}
     if isinstance(model, StaticClassifier):
-        return {"family": "static", **a}
+        return {"family": "static", **a, "pooling": "max"}
     return {"family": "bilstm", **a, "hidden_size": model.fwd.hidden_size}
 
 
@@ -249,6 +255,9 @@ def student_from_arch(a: dict) -> nn.Module:
         return TinyTransformerClassifier(
             AutoModelForSequenceClassification.from_config(config).eval())
     if family == "static":
+        if a.get("pooling") != "max":  # students saved before max pooling averaged
+            raise ValueError("this static student averages its tokens, which this version no "
+                             "longer supports (it pools by max); train it again")
         return StaticClassifier(a["vocab_size"], a["embedding_dim"], a["fc_size"],
                                 a["num_labels"], dropout=0.0)
     if family != "bilstm":

@@ -31,6 +31,32 @@ def test_baselines_join_a_finished_run_and_its_table(baselines, finished_run, tm
     assert "baseline:model2vec" in kinds and "student-int8" in kinds
 
 
+def test_families_retrain_one_student_of_a_finished_run(baselines, finished_run, tmp_path):
+    """--families static trains the static student again on the run's own transfer set and
+    quantizes it; the BiLSTM students and the baselines are kept as they were."""
+    run_dir = tmp_path / finished_run.path.name
+    shutil.copytree(finished_run.path, run_dir)
+    students = run_dir / R.STUDENTS_DIR
+
+    def stamp(p):
+        return p.stat().st_mtime_ns
+
+    before = {n: stamp(students / n / "model.safetensors") for n in ("static", "distilled")}
+    fasttext = stamp(students / "fasttext" / "model.bin")
+    onnx = stamp(run_dir / R.ONNX_DIR / "static.int8.onnx")
+    out = tmp_path / "families.json"
+    assert baselines.main([str(run_dir), "--families", "static", "--out", str(out)]) == 0
+    assert stamp(students / "static" / "model.safetensors") != before["static"]
+    assert stamp(students / "distilled" / "model.safetensors") == before["distilled"]
+    assert stamp(students / "fasttext" / "model.bin") == fasttext
+    assert stamp(run_dir / R.ONNX_DIR / "static.int8.onnx") != onnx
+    res = json.loads(out.read_text())
+    trained = res["trained"][str(run_dir)]
+    assert set(trained) == {"static", "seconds"}
+    row = res["per_run"][0]["static-int8"]
+    assert row["accuracy"] >= 0.8 and row["speedup_b1"] > 0
+
+
 def test_the_summary_is_the_mean_over_runs(baselines):
     def rows(acc, ms):
         return {"baseline:model2vec": {"name": "m2v", "accuracy": acc, "latency_b1_ms_p50": ms,
