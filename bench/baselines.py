@@ -1,7 +1,7 @@
 """Add the outside baselines to finished benchmark runs and compare them beside the students.
 
     KDSTUDIO_DATA_DIR=../shared/data python bench/baselines.py RUN [RUN ...] \
-        [--families static ...] --out bench/results/baselines-sst2.json
+        [--families static ...] [--set KEY=VALUE ...] --out bench/results/baselines-sst2.json
 
 Each RUN is a run folder that ``bench/sst2.py`` wrote. The baselines its config lacks
 (fastText, Model2Vec's classifier) are trained on the gold labels of its training split, as
@@ -27,6 +27,7 @@ import numpy as np
 
 from kdstudio import runs as R
 from kdstudio.baselines import BASELINES, train_baselines, trained_baselines
+from kdstudio.cli import _parse_sets
 from kdstudio.data import load_task
 from kdstudio.families import REGISTRY
 from kdstudio.machine import environment
@@ -87,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--families", nargs="+", default=[], choices=sorted(set(REGISTRY) - {"bilstm"}),
                     help="student families to (re)train in each run before comparing")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="change a setting in each run's config first (as bench/sst2.yaml "
+                         "would have it now)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     command = "python bench/baselines.py " + " ".join(
@@ -97,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         if run.results() is None:
             print(f"{path} has no results yet: run bench/sst2.py first", file=sys.stderr)
             return 1
+        if args.set:
+            run.config().with_overrides(_parse_sets(args.set)).save(run.path / "config.yaml")
         t0 = time.time()
         fams = add_families(run, args.families) if args.families else {}
         trained[str(path)] = {**fams, **add_baselines(run), "seconds": round(time.time() - t0, 1)}

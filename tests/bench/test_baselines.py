@@ -32,8 +32,8 @@ def test_baselines_join_a_finished_run_and_its_table(baselines, finished_run, tm
 
 
 def test_families_retrain_one_student_of_a_finished_run(baselines, finished_run, tmp_path):
-    """--families static trains the static student again on the run's own transfer set and
-    quantizes it; the BiLSTM students and the baselines are kept as they were."""
+    """--families static trains the static student again on the run's own transfer set, with
+    the --set settings, and quantizes it; the BiLSTM students and the baselines are kept."""
     run_dir = tmp_path / finished_run.path.name
     shutil.copytree(finished_run.path, run_dir)
     students = run_dir / R.STUDENTS_DIR
@@ -45,11 +45,15 @@ def test_families_retrain_one_student_of_a_finished_run(baselines, finished_run,
     fasttext = stamp(students / "fasttext" / "model.bin")
     onnx = stamp(run_dir / R.ONNX_DIR / "static.int8.onnx")
     out = tmp_path / "families.json"
-    assert baselines.main([str(run_dir), "--families", "static", "--out", str(out)]) == 0
+    assert baselines.main([str(run_dir), "--families", "static", "--set", "static.epochs=2",
+                           "--out", str(out)]) == 0
     assert stamp(students / "static" / "model.safetensors") != before["static"]
     assert stamp(students / "distilled" / "model.safetensors") == before["distilled"]
     assert stamp(students / "fasttext" / "model.bin") == fasttext
     assert stamp(run_dir / R.ONNX_DIR / "static.int8.onnx") != onnx
+    assert R.Run(run_dir).config().static.epochs == 2
+    meta = json.loads((students / "static" / "student.json").read_text())
+    assert meta["config"]["epochs"] == 2
     res = json.loads(out.read_text())
     trained = res["trained"][str(run_dir)]
     assert set(trained) == {"static", "seconds"}
