@@ -220,9 +220,10 @@ class StudentConfig(Section):
     #: augmented copies), to show what augmentation adds on top of soft labels.
     train_soft_no_aug: bool = False
     #: Student families distilled on the transfer set (kdstudio.families): "bilstm" (Tang et
-    #: al., the studio's reference student, always trained), "static" (token vectors
-    #: max-pooled into a small layer, a Model2Vec-style table; the ``static`` section) and "transformer"
-    #: (a few of the teacher's own layers, as DistilBERT; the ``transformer`` section).
+    #: al., the studio's reference student, always trained), "static" (a Model2Vec-style
+    #: table of token vectors, max-pooled into a small layer; the ``static`` section) and
+    #: "transformer" (a few of the teacher's own layers, as DistilBERT; the ``transformer``
+    #: section).
     families: list[str] = field(default_factory=lambda: ["bilstm"])
     #: Also train fastText (supervised, hard labels only) as an outside baseline.
     fasttext_baseline: bool = False
@@ -293,8 +294,8 @@ def _check_families(value: Any) -> list[str]:
 @dataclass
 class StaticConfig(Section):
     """The static-embedding student (family "static"): the fine-tuned teacher's output for
-    each token alone, PCA-projected, max-pooled over a sentence into a ReLU layer. It trains on
-    the same transfer set and soft labels as the BiLSTM, with the student section's loss,
+    each token alone, PCA-projected, max-pooled over a sentence into a ReLU layer. It trains
+    on the same transfer set and soft labels as the BiLSTM, with the student section's loss,
     batch size and schedule, and these settings of its own."""
 
     SECTION: typing.ClassVar[str] = "static"
