@@ -7,11 +7,11 @@ Each RUN is a run folder that ``bench/sst2.py`` wrote. The baselines its config 
 (fastText, Model2Vec's classifier) are trained on the gold labels of its training split, as
 ``student.fasttext_baseline`` / ``student.model2vec_baseline`` would have in the run itself;
 a baseline already in the run is kept. ``--families`` (re)trains those student families on
-the run's own transfer set and soft labels, then exports and quantizes them, as if the run
-had listed them in ``student.families``. Then the run's quantize and compare stages run
-again, so every graph is this version's export and every row of its table (teacher, students,
-baselines) is timed in the same sitting. Prints and
-writes the rows a shipping choice rests on, per run and as the mean over the runs.
+the run's own transfer set and soft labels, as if the run had listed them in
+``student.families``. Then the run's quantize and compare stages run again, so every graph is
+this version's export and every row of its table (teacher, students, baselines) is timed in
+the same sitting. Prints and writes the rows a shipping choice rests on, per run and as the
+mean over the runs.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def add_families(run: R.Run, names: list[str]) -> dict:
     them); returns each one's training result."""
     cfg = run.config()
     families = list(dict.fromkeys([*cfg.student.families, *names]))
-    run.config().with_overrides({"student.families": families}).save(run.path / "config.yaml")
+    cfg.with_overrides({"student.families": families}).save(run.path / "config.yaml")
     variants = [REGISTRY[n].variant for n in names]
     if run_stages(run, ["student"], variants=variants) != "done":
         raise RuntimeError(f"training {', '.join(names)} failed: {run.status()}")
