@@ -120,11 +120,12 @@ def test_static_student_exports_and_quantizes_its_table(tmp_path):
     ids = _ids(16, 12, 3)
     with torch.no_grad():
         ref = m(torch.from_numpy(ids)).numpy()
-    assert np.abs(run_student_onnx(session(fp32), ids) - ref).max() < 1e-5
-    y8 = run_student_onnx(session(int8), ids)
+    s32, s8 = session(fp32), session(int8)
+    y32, y8 = run_student_onnx(s32, ids), run_student_onnx(s8, ids)
+    assert np.abs(y32 - ref).max() < 1e-5
     assert np.abs(y8 - ref).max() < 0.05 * (ref.max() - ref.min())
     # Padding never wins the max, float or int8: a row alone gives what it gives padded.
-    for sess, y in ((session(fp32), run_student_onnx(session(fp32), ids)), (session(int8), y8)):
+    for sess, y in ((s32, y32), (s8, y8)):
         for i in (0, 5):
             alone = ids[i:i + 1, :max(1, int((ids[i] > 0).sum()))]
             assert np.allclose(run_student_onnx(sess, alone)[0], y[i], rtol=0, atol=1e-5)
