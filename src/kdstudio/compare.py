@@ -23,6 +23,7 @@ import torch
 from .quantize import run_student_onnx, session
 from .student import StudentVocab, load_student, num_parameters
 from .teacher import Teacher
+from .tokens import model_inputs
 
 
 @dataclass
@@ -70,9 +71,8 @@ def dir_size(paths: list[Path]) -> int:
 
 def teacher_predictor(teacher: Teacher, weights_dir: Path | None = None) -> Predictor:
     def encode(texts):
-        return teacher.tokenizer(texts, padding=True, truncation=True,
-                                 max_length=teacher.max_length, return_tensors="pt"
-                                 ).to(teacher.device)
+        enc = model_inputs(teacher.tokenizer, texts, teacher.max_length)
+        return {k: torch.from_numpy(v).to(teacher.device) for k, v in enc.items()}
 
     @torch.no_grad()
     def run(enc):
@@ -117,10 +117,7 @@ def onnx_teacher_predictor_from(onnx_path: Path, tokenizer, max_length: int, par
     sess = session(onnx_path, threads)
 
     def encode(texts):
-        enc = tokenizer(texts, padding=True, truncation=True, max_length=max_length,
-                        return_tensors="np")
-        return {"input_ids": enc["input_ids"].astype(np.int64),
-                "attention_mask": enc["attention_mask"].astype(np.int64)}
+        return model_inputs(tokenizer, texts, max_length)
 
     def call(sess, feeds):
         return sess.run(["logits"], feeds)[0]

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from .config import StudentConfig
+from .tokens import token_ids
 
 PAD, UNK = 0, 1
 
@@ -44,15 +45,13 @@ class StudentVocab:
 
     @classmethod
     def build(cls, tokenizer, texts: list[str], max_length: int) -> StudentVocab:
-        ids = tokenizer(texts, add_special_tokens=False, truncation=True,
-                        max_length=max_length)["input_ids"]
+        ids = token_ids(tokenizer, texts, max_length)
         used = sorted({i for row in ids for i in row} | {tokenizer.mask_token_id or 0})
         return cls(used, len(tokenizer), tokenizer.unk_token_id or 0)
 
     def encode(self, tokenizer, texts: list[str], max_length: int) -> np.ndarray:
         """(N, L) int64 student ids, right-padded with 0; every row has at least one token."""
-        rows = tokenizer(list(texts), add_special_tokens=False, truncation=True,
-                         max_length=max_length)["input_ids"]
+        rows = token_ids(tokenizer, list(texts), max_length)
         width = max(1, max((len(r) for r in rows), default=1))
         out = np.zeros((len(rows), width), dtype=np.int64)
         for i, r in enumerate(rows):
@@ -63,8 +62,7 @@ class StudentVocab:
         return out
 
     def encode_ragged(self, tokenizer, texts: list[str], max_length: int) -> list[np.ndarray]:
-        rows = tokenizer(list(texts), add_special_tokens=False, truncation=True,
-                         max_length=max_length)["input_ids"]
+        rows = token_ids(tokenizer, list(texts), max_length)
         return [self._lut[np.asarray(r, dtype=np.int64)] if r else
                 np.asarray([UNK], dtype=np.int64) for r in rows]
 
