@@ -1,3 +1,4 @@
+import numpy as np
 import torch
 
 from kdstudio.config import RunConfig
@@ -25,11 +26,28 @@ def test_static_table_starts_from_the_teachers_states_of_each_token(tiny_backbon
     with torch.no_grad():
         want = teacher.model.base_model(input_ids=ids).last_hidden_state.mean(1)[0]
     assert torch.allclose(table[good], want, atol=1e-5)
-    cfg = RunConfig().with_overrides({"static.embedding_dim": 8, "static.fc_size": 5})
-    model = REGISTRY["static"].build(cfg, vocab, 2, teacher, 0)
-    assert isinstance(model, StaticClassifier)
-    assert model.embedding.weight.shape == (len(vocab), 8) and model.fc.out_features == 5
-    assert model.embedding.weight.requires_grad  # the table trains with the rest
+    # A pair's row starts from the teacher's state of [CLS] first second [SEP].
+    bad, film = vocab.encode(tok, ["bad film"], 4)[0, :2]
+    pair = teacher_token_states(teacher, vocab, np.array([[bad, film]]))
+    ids = torch.tensor([[tok.cls_token_id, *tok.convert_tokens_to_ids(["bad", "film"]),
+                         tok.sep_token_id]])
+    with torch.no_grad():
+        want = teacher.model.base_model(input_ids=ids).last_hidden_state.mean(1)[0]
+    assert torch.allclose(pair[0], want, atol=1e-5)
+    rows = list(vocab.encode(tok, ["good movie", "bad film", "good movie"], 4))
+    for k in (0, 1, 5):
+        cfg = RunConfig().with_overrides({"static.embedding_dim": 8, "static.fc_size": 5,
+                                          "static.bigrams": k})
+        model = REGISTRY["static"].build(cfg, vocab, 2, teacher, 0, rows)
+        assert isinstance(model, StaticClassifier)
+        n = min(k, 2)  # the two pairs the rows hold; "good movie" comes first
+        assert model.bigrams == n and model.fc.out_features == 5
+        assert model.embedding.weight.shape == (len(vocab) + n, 8)
+        assert model.embedding.weight.requires_grad  # the table trains with the rest
+    good, movie = rows[0][:2]
+    assert model.bigram_codes.tolist() == sorted([good * len(vocab) + movie,
+                                                 bad * len(vocab) + film])
+    assert model.table_rows(torch.tensor([[good, movie]]))[0, 2] >= len(vocab)
 
 
 def test_each_family_names_its_variant_and_training_settings():
@@ -47,7 +65,7 @@ def test_tiny_transformer_keeps_the_teachers_last_layers_and_reads_student_ids(t
     tok = teacher.tokenizer
     vocab = StudentVocab.build(tok, ["good movie", "bad film"], 16)
     cfg = RunConfig().with_overrides({"transformer.layers": 1})
-    model = REGISTRY["transformer"].build(cfg, vocab, 2, teacher, 0).eval()
+    model = REGISTRY["transformer"].build(cfg, vocab, 2, teacher, 0, []).eval()
     assert isinstance(model, TinyTransformerClassifier)
     layers = model.model.bert.encoder.layer
     assert len(layers) == 1  # of the tiny teacher's 2: its last one

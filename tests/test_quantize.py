@@ -1,4 +1,5 @@
 import numpy as np
+import onnx
 import pytest
 import torch
 
@@ -103,13 +104,21 @@ def test_student_exports_at_every_supported_opset(tmp_path, opset):
     assert np.abs(run_student_onnx(session(path), ids) - ref).max() <= 1e-4
 
 
-def test_static_student_exports_and_quantizes_its_table(tmp_path):
-    from kdstudio.student import StaticClassifier
+@pytest.mark.parametrize("bigrams", [0, 40])
+def test_static_student_exports_and_quantizes_its_table(tmp_path, bigrams):
+    from kdstudio.student import StaticClassifier, top_bigrams
 
     torch.manual_seed(0)
-    m = StaticClassifier(3000, 64, 32, 3, dropout=0.0).eval()
+    m = StaticClassifier(3000, 64, 32, 3, dropout=0.0, bigrams=bigrams).eval()
+    ids = _ids(16, 12, 3)
+    ids[1:3, :4] = ids[0, :4] = [7, 8, 9, 10]  # pairs that repeat, so some rows are used
     with torch.no_grad():
         m.embedding.weight[0] = 0  # the padding row, as nn.Embedding(padding_idx=0) keeps it
+        if bigrams:
+            m.bigram_codes.copy_(torch.from_numpy(top_bigrams(list(ids), 3000, bigrams)))
+            used = m.table_rows(torch.from_numpy(ids))[:, 12:]
+            assert (used >= 3000).sum() >= 9  # each row's own pairs, the repeated ones too
+            m.embedding.weight[3000:] += 2.0  # so that the pairs' rows win some maxima
     fp32 = export_student(m, tmp_path / "static.onnx")
     int8 = quantize_int8(fp32, tmp_path / "static.int8.onnx",
                          op_types=REGISTRY["static"].int8_op_types)
@@ -117,7 +126,9 @@ def test_static_student_exports_and_quantizes_its_table(tmp_path):
     # Only the table is int8; the two layers stay float MatMuls.
     assert ops["DequantizeLinear"] == 1 and ops["MatMul"] == 2 and "MatMulInteger" not in ops
     assert "LSTM" not in op_counts(fp32)
-    ids = _ids(16, 12, 3)
+    assert ops.get("LabelEncoder", 0) == (1 if bigrams else 0)
+    order = [n.op_type for n in onnx.load(str(int8)).graph.node]
+    assert order.index("ReduceMax") < order.index("DequantizeLinear")  # the max of int8 rows
     with torch.no_grad():
         ref = m(torch.from_numpy(ids)).numpy()
     s32, s8 = session(fp32), session(int8)

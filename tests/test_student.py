@@ -137,6 +137,41 @@ def test_static_student_takes_each_dimensions_max_over_the_tokens_and_ignores_pa
     assert not torch.allclose(a, other)
 
 
+def test_static_student_adds_a_row_for_each_listed_pair_of_neighbouring_tokens():
+    from kdstudio.student import StaticClassifier
+
+    torch.manual_seed(0)
+    m = StaticClassifier(50, 8, 6, 2, dropout=0.0, bigrams=2).eval()
+    with torch.no_grad():
+        m.bigram_codes.copy_(torch.tensor([5 * 50 + 6, 9 * 50 + 9]))
+        m.embedding.weight[0] = 0
+        m.embedding.weight[1:] = -torch.rand(51, 8) - 1
+        m.embedding.weight[50, 3] = 5.0  # the pair (5, 6) alone reaches this value
+    # Tokens, then one row per neighbouring pair: (5, 6) → row 50; (6, 7), (7, pad) → pad.
+    assert m.table_rows(torch.tensor([[5, 6, 7, 0]])).tolist() == [[5, 6, 7, 0, 50, 0, 0]]
+    assert m.table_rows(torch.tensor([[9, 9, 9]])).tolist() == [[9, 9, 9, 51, 51]]
+    assert m.table_rows(torch.tensor([[9]])).tolist() == [[9]]
+    with torch.no_grad():
+        a = m(torch.tensor([[5, 6, 7]]))
+        padded = m(torch.tensor([[5, 6, 7, 0, 0], [9, 9, 9, 9, 9]]))
+        swapped = m(torch.tensor([[6, 5, 7]]))
+        expected = m.out(torch.relu(m.fc(m.embedding.weight[[5, 6, 7, 50]].amax(0))))
+    assert torch.allclose(a[0], padded[0], atol=1e-6)
+    assert torch.allclose(a[0], expected, atol=1e-6)
+    assert not torch.allclose(a, swapped)  # the same tokens without the pair
+
+
+def test_top_bigrams_counts_pairs_of_known_tokens():
+    from kdstudio.student import top_bigrams
+
+    rows = [np.array([2, 3, 4]), np.array([2, 3]), np.array([1, 2, 3, 1]), np.array([4, 2]),
+            np.array([3, 4]), np.array([5])]
+    # (2, 3) three times, (3, 4) twice, (4, 2) once; pairs with unknown (1) never count.
+    assert top_bigrams(rows, 10, 2).tolist() == [23, 34]
+    assert top_bigrams(rows, 10, 9).tolist() == [23, 34, 42]
+    assert top_bigrams(rows, 10, 0).tolist() == []
+
+
 def test_a_static_student_saved_with_mean_pooling_is_refused(tmp_path):
     import json
 
@@ -156,9 +191,12 @@ def test_students_of_each_family_round_trip(tmp_path):
     from kdstudio.student import StaticClassifier
 
     vocab = StudentVocab([10, 11, 12], 30, 1)
-    for model in (StaticClassifier(len(vocab), 8, 6, 2), BiLSTMClassifier(len(vocab), 8, 4, 6, 2)):
+    paired = StaticClassifier(len(vocab), 8, 6, 2, bigrams=1)
+    paired.bigram_codes.fill_(2 * len(vocab) + 3)
+    for k, model in enumerate((StaticClassifier(len(vocab), 8, 6, 2), paired,
+                               BiLSTMClassifier(len(vocab), 8, 4, 6, 2))):
         torch.manual_seed(1)
-        d = tmp_path / type(model).__name__
+        d = tmp_path / str(k)
         save_student(model.eval(), vocab, ["neg", "pos"], d)
         loaded, _, meta = load_student(d)
         assert type(loaded) is type(model)

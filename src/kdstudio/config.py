@@ -294,9 +294,9 @@ def _check_families(value: Any) -> list[str]:
 @dataclass
 class StaticConfig(Section):
     """The static-embedding student (family "static"): the fine-tuned teacher's output for
-    each token alone, PCA-projected, max-pooled over a sentence into a ReLU layer. It trains
-    on the same transfer set and soft labels as the BiLSTM, with the student section's loss,
-    batch size and schedule, and these settings of its own."""
+    each token alone and for frequent token pairs, PCA-projected, max-pooled over a sentence
+    into a ReLU layer. It trains on the same transfer set and soft labels as the BiLSTM, with
+    the student section's loss, batch size and schedule, and these settings of its own."""
 
     SECTION: typing.ClassVar[str] = "static"
 
@@ -306,9 +306,13 @@ class StaticConfig(Section):
     learning_rate: float = 4e-3
     #: Passes over the transfer set; None: the student section's ``epochs``.
     epochs: int | None = None
+    #: Rows for this many of the transfer set's most frequent pairs of neighbouring tokens,
+    #: each starting from the teacher's state of the pair; 0: single tokens only.
+    bigrams: int = 6000
 
     def __post_init__(self) -> None:
         check_int("static embedding_dim", self.embedding_dim, 1, 4096)
+        check_int("static bigrams", self.bigrams, 0, 1_000_000)
         check_int("static fc_size", self.fc_size, 1, 8192)
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"static dropout must be in [0, 1), got {self.dropout}")

@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -23,6 +24,7 @@ from .student import (
     TinyTransformerClassifier,
     build_student,
     pca_project,
+    top_bigrams,
 )
 
 
@@ -36,7 +38,8 @@ class Family:
     int8_label: str
     #: teacher-int8 style kind of the int8 row ("student-int8" for the BiLSTM).
     int8_kind: str
-    build: Callable[[RunConfig, StudentVocab, int, object, int], nn.Module]
+    #: (config, vocabulary, number of labels, teacher, seed, the training rows' ids) → model
+    build: Callable[[RunConfig, StudentVocab, int, object, int, list], nn.Module]
     train_config: Callable[[RunConfig], StudentConfig]
     #: Quantized operators the int8 graph must contain (quantize.check_quantized).
     int8_ops: tuple[str, ...]
@@ -47,41 +50,55 @@ class Family:
 
 
 def _build_bilstm(cfg: RunConfig, vocab: StudentVocab, num_labels: int, teacher,
-                  seed: int) -> nn.Module:
+                  seed: int, ids: list) -> nn.Module:
     return build_student(cfg.student, vocab, num_labels, teacher.model, seed=seed)
 
 
 @torch.no_grad()
-def teacher_token_states(teacher, vocab: StudentVocab, batch_size: int = 512) -> torch.Tensor:
-    """(V_s, H): the teacher's last-layer states for ``[CLS] token [SEP]``, averaged over the
-    three positions, for each student token: what Model2Vec distils a static table from,
-    here from the fine-tuned teacher, so the vectors already lean towards the task."""
+def teacher_token_states(teacher, vocab: StudentVocab, grams: np.ndarray | None = None,
+                         batch_size: int = 512) -> torch.Tensor:
+    """(N, H): the teacher's last-layer states for ``[CLS] tokens [SEP]``, averaged over the
+    positions: what Model2Vec distils a static table from, here from the fine-tuned teacher,
+    so the vectors already lean towards the task. ``grams`` (N, n) are student token ids;
+    None: each student token alone, with row ``PAD`` zero."""
     model, tok = teacher.model, teacher.tokenizer
     encoder = model.base_model.eval()
     device = next(model.parameters()).device
-    ids = torch.tensor([vocab.unk_teacher_id, vocab.unk_teacher_id] + vocab.teacher_ids)
+    to_teacher = torch.tensor([vocab.unk_teacher_id, vocab.unk_teacher_id] + vocab.teacher_ids)
+    ids = (to_teacher[:, None] if grams is None
+           else to_teacher[torch.as_tensor(grams, dtype=torch.long)])
     cls_id = tok.cls_token_id if tok.cls_token_id is not None else vocab.unk_teacher_id
     sep_id = tok.sep_token_id if tok.sep_token_id is not None else vocab.unk_teacher_id
     rows = []
     for s in range(0, len(ids), batch_size):
         chunk = ids[s:s + batch_size]
-        inp = torch.stack([torch.full_like(chunk, cls_id), chunk,
-                           torch.full_like(chunk, sep_id)], 1).to(device)
+        ends = torch.full((len(chunk), 1), cls_id), torch.full((len(chunk), 1), sep_id)
+        inp = torch.cat([ends[0], chunk, ends[1]], 1).to(device)
         out = encoder(input_ids=inp, attention_mask=torch.ones_like(inp)).last_hidden_state
         rows.append(out.mean(1).float().cpu())
-    table = torch.cat(rows)
-    table[PAD] = 0.0
+    table = torch.cat(rows) if rows else torch.zeros(0, encoder.config.hidden_size)
+    if grams is None:
+        table[PAD] = 0.0
     return table
 
 
 def _build_static(cfg: RunConfig, vocab: StudentVocab, num_labels: int, teacher,
-                  seed: int) -> nn.Module:
+                  seed: int, ids: list) -> nn.Module:
     torch.manual_seed(seed)
     st = cfg.static
-    table = pca_project(teacher_token_states(teacher, vocab), st.embedding_dim)
-    model = StaticClassifier(len(vocab), table.shape[1], st.fc_size, num_labels, st.dropout)
+    V = len(vocab)
+    codes = top_bigrams(ids, V, st.bigrams)
+    states = teacher_token_states(teacher, vocab)
+    if len(codes):
+        pairs = np.stack([codes // V, codes % V], 1)
+        states = torch.cat([states, teacher_token_states(teacher, vocab, pairs)])
+    table = pca_project(states, st.embedding_dim)
+    model = StaticClassifier(V, table.shape[1], st.fc_size, num_labels, st.dropout,
+                             bigrams=len(codes))
     with torch.no_grad():
         model.embedding.weight.copy_(table)
+        if len(codes):
+            model.bigram_codes.copy_(torch.from_numpy(codes))
     return model
 
 
@@ -92,7 +109,7 @@ def _static_training(cfg: RunConfig) -> StudentConfig:
 
 
 def _build_transformer(cfg: RunConfig, vocab: StudentVocab, num_labels: int, teacher,
-                       seed: int) -> nn.Module:
+                       seed: int, ids: list) -> nn.Module:
     """The teacher cut to ``transformer.layers`` of its layers (evenly spaced, its last one
     kept) with a table of the student's tokens and a [CLS] row."""
     import copy

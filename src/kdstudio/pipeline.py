@@ -216,7 +216,7 @@ def stage_student(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter,
     for name, label, mode, data, vc, fam in jobs:
         if agreed(run.cancel_requested()):
             break
-        model = fam.build(cfg, vocab, task.num_labels, teacher, seed)
+        model = fam.build(cfg, vocab, task.num_labels, teacher, seed, data.ids)
         out_dir = run.file(f"{R.STUDENTS_DIR}/{name}")
         meta = {"variant": name, "family": fam.name, "label": label, "mode": mode,
                 "params": num_parameters(model), "config": vc.to_dict(),

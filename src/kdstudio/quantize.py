@@ -63,7 +63,8 @@ def export_transformer(model: torch.nn.Module, path: str | Path, opset: int = 17
     return path
 
 
-def _save_graph(nodes, inits, name: str, num_labels: int, path: Path, opset: int) -> Path:
+def _save_graph(nodes, inits, name: str, num_labels: int, path: Path, opset: int,
+                extra_opsets: dict[str, int] | None = None) -> Path:
     from onnx import TensorProto
 
     graph = helper.make_graph(
@@ -71,8 +72,8 @@ def _save_graph(nodes, inits, name: str, num_labels: int, path: Path, opset: int
         [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", num_labels])],
         inits)
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
-                          producer_name="kdstudio")
+    opsets = [helper.make_opsetid(d, v) for d, v in {"": opset, **(extra_opsets or {})}.items()]
+    m = helper.make_model(graph, opset_imports=opsets, producer_name="kdstudio")
     m.ir_version = min(m.ir_version, 8)
     onnx.checker.check_model(m, full_check=True)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -100,7 +101,8 @@ def _weight(t: torch.Tensor) -> np.ndarray:
 
 
 def export_static(model: torch.nn.Module, path: str | Path, opset: int = 17) -> Path:
-    """The static-embedding student: gather, max over the tokens, two layers.
+    """The static-embedding student: its table rows (the tokens', then each neighbouring
+    pair's from a hash map, ``ai.onnx.ml`` LabelEncoder), max over them, two layers.
 
     The padding row holds each column's minimum over the other rows, so it never wins a max
     and the graph needs no mask (a row always has a token: ``StudentVocab.encode``). The
@@ -118,13 +120,32 @@ def export_static(model: torch.nn.Module, path: str | Path, opset: int = 17) -> 
         _init("out.bias", _weight(model.out.bias)),
     ]
     n = helper.make_node
-    nodes = [
-        n("Gather", ["embedding.weight", "input_ids"], ["emb"]),  # (B, L, E)
+    rows, ml, nodes = "input_ids", None, []
+    if model.bigrams:
+        codes = model.bigram_codes.numpy()
+        inits += [_init("num_tokens", np.array(model.num_tokens, np.int64)),
+                  _init("axis1", np.array([1], np.int64)),
+                  _init("zero", np.array([0], np.int64)), _init("one", np.array([1], np.int64)),
+                  _init("last", np.array([-1], np.int64)),
+                  _init("end", np.array([np.iinfo(np.int64).max], np.int64))]
+        rows, ml = "rows", {"ai.onnx.ml": 2}
+        nodes = [
+            n("Slice", ["input_ids", "zero", "last", "axis1"], ["first"]),  # (B, L-1)
+            n("Slice", ["input_ids", "one", "end", "axis1"], ["second"]),
+            n("Mul", ["first", "num_tokens"], ["first_v"]),
+            n("Add", ["first_v", "second"], ["pair"]),
+            n("LabelEncoder", ["pair"], ["pair_row"], domain="ai.onnx.ml",
+              keys_int64s=codes.tolist(), default_int64=PAD,
+              values_int64s=(model.num_tokens + np.arange(len(codes))).tolist()),
+            n("Concat", ["input_ids", "pair_row"], ["rows"], axis=1),  # (B, 2L-1)
+        ]
+    nodes += [
+        n("Gather", ["embedding.weight", rows], ["emb"]),  # (B, R, E)
         n("ReduceMax", ["emb"], ["pooled"], axes=[1], keepdims=0),  # (B, E)
         *_head_nodes("pooled"),
     ]
     return _save_graph(nodes, inits, "static_student", model.out.out_features, Path(path),
-                       opset)
+                       opset, ml)
 
 
 def export_bilstm(model: torch.nn.Module, path: str | Path, opset: int = 17) -> Path:
@@ -266,7 +287,35 @@ def quantize_int8(src: str | Path, dst: str | Path, per_channel: bool = False,
                          op_types_to_quantize=list(op_types) if op_types else None)
     finally:
         root.setLevel(level)
+    m = onnx.load(str(dst))
+    if _max_before_dequantize(m.graph):
+        onnx.save(m, str(dst))
     return dst
+
+
+def _max_before_dequantize(graph) -> bool:
+    """Take each max over int8 values before turning them to float: a per-tensor
+    DequantizeLinear only shifts and scales by a positive number, so the max is the same
+    element and the logits are the same, from one row instead of every token's (the static
+    student's graph: about 7 % faster at batch 1)."""
+    scalars = {i.name for i in graph.initializer if len(i.dims) == 0}
+    readers = Counter(name for n in graph.node for name in n.input)
+    made_by = {n.output[0]: n for n in graph.node if n.op_type == "DequantizeLinear"}
+    changed = False
+    for rm in [n for n in graph.node if n.op_type == "ReduceMax"]:
+        dq = made_by.get(rm.input[0])
+        if dq is None or readers[dq.output[0]] != 1 or dq.input[1] not in scalars:
+            continue
+        pooled = rm.output[0]
+        rm.input[0], rm.output[0] = dq.input[0], pooled + "_quantized"
+        dq.input[0], dq.output[0] = rm.output[0], pooled
+        nodes = list(graph.node)
+        nodes.remove(dq)
+        nodes.insert(nodes.index(rm) + 1, dq)
+        del graph.node[:]
+        graph.node.extend(nodes)
+        changed = True
+    return changed
 
 
 def op_counts(path: str | Path) -> dict[str, int]:

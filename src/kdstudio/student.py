@@ -124,24 +124,59 @@ PAD_FILL = -1e4
 
 
 class StaticClassifier(nn.Module):
-    """Embedding → max over the sentence's tokens, per dimension → ReLU layer → logits: a
+    """Embedding → max over the sentence's rows, per dimension → ReLU layer → logits: a
     static-embedding model whose cost is a table lookup and two small matrix products. Max
     pooling (SWEM-max, Shen et al. 2018) scores about a point above the mean Model2Vec
-    takes (docs/decisions.md, "static pooling")."""
+    takes (docs/decisions.md, "static pooling").
+
+    ``bigrams`` rows after the token rows belong to pairs of neighbouring tokens
+    (``bigram_codes``, sorted, each ``first * vocab_size + second``): a pair in the list adds
+    its row to the sentence's, which gives the bag of tokens some word order ("not good")."""
 
     def __init__(self, vocab_size: int, embedding_dim: int, fc_size: int, num_labels: int,
-                 dropout: float = 0.1):
+                 dropout: float = 0.1, bigrams: int = 0):
         super().__init__()
-        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD)
+        self.num_tokens = vocab_size
+        self.embedding = nn.Embedding(vocab_size + bigrams, embedding_dim, padding_idx=PAD)
+        if bigrams:  # saved with the weights; students without pairs have no such entry
+            self.register_buffer("bigram_codes", torch.zeros(bigrams, dtype=torch.long))
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(embedding_dim, fc_size)
         self.out = nn.Linear(fc_size, num_labels)
 
+    @property
+    def bigrams(self) -> int:
+        return self.embedding.num_embeddings - self.num_tokens
+
+    def table_rows(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """(B, L) token ids → (B, 2L - 1) table rows: the tokens', then each neighbouring
+        pair's (padding where the pair has no row)."""
+        if not self.bigrams or input_ids.shape[1] < 2:
+            return input_ids
+        codes = self.bigram_codes
+        pair = input_ids[:, :-1] * self.num_tokens + input_ids[:, 1:]
+        at = torch.searchsorted(codes, pair).clamp(max=len(codes) - 1)
+        row = torch.where(codes[at] == pair, at + self.num_tokens, PAD)
+        return torch.cat([input_ids, row], 1)
+
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        pad = (input_ids == PAD).unsqueeze(-1)  # (B, L, 1)
-        pooled = self.embedding(input_ids).masked_fill(pad, PAD_FILL).amax(1)  # (B, E)
+        rows = self.table_rows(input_ids)
+        pad = (rows == PAD).unsqueeze(-1)  # (B, R, 1)
+        pooled = self.embedding(rows).masked_fill(pad, PAD_FILL).amax(1)  # (B, E)
         hidden = torch.relu(self.fc(self.dropout(pooled)))
         return self.out(self.dropout(hidden))
+
+
+def top_bigrams(rows: list[np.ndarray], vocab_size: int, k: int) -> np.ndarray:
+    """The ``k`` most frequent pairs of neighbouring tokens in ``rows`` (neither padding nor
+    unknown), as sorted codes ``first * vocab_size + second``."""
+    parts = [(r[:-1] * vocab_size + r[1:])[(r[:-1] > UNK) & (r[1:] > UNK)]
+             for r in rows if len(r) > 1]
+    if not k or not parts:
+        return np.zeros(0, dtype=np.int64)
+    codes, counts = np.unique(np.concatenate(parts), return_counts=True)
+    order = np.argsort(-counts, kind="stable")[:k]  # ties: the smaller code first
+    return np.sort(codes[order]).astype(np.int64)
 
 
 class TinyTransformerClassifier(nn.Module):
@@ -239,7 +274,8 @@ def student_arch(model: nn.Module) -> dict:
          "embedding_dim": model.embedding.embedding_dim, "fc_size": model.fc.out_features,
          "num_labels": model.out.out_features}
     if isinstance(model, StaticClassifier):
-        return {"family": "static", **a, "pooling": "max"}
+        return {"family": "static", **a, "vocab_size": model.num_tokens,
+                "bigrams": model.bigrams, "pooling": "max"}
     return {"family": "bilstm", **a, "hidden_size": model.fwd.hidden_size}
 
 
@@ -257,7 +293,7 @@ def student_from_arch(a: dict) -> nn.Module:
             raise ValueError("this static student averages its tokens, which this version no "
                              "longer supports (it pools by max); train it again")
         return StaticClassifier(a["vocab_size"], a["embedding_dim"], a["fc_size"],
-                                a["num_labels"], dropout=0.0)
+                                a["num_labels"], dropout=0.0, bigrams=a.get("bigrams", 0))
     if family != "bilstm":
         raise ValueError(f"unknown student family {family!r}; this version knows bilstm, "
                          "static and transformer")
