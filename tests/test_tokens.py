@@ -61,7 +61,7 @@ def test_model_inputs_are_the_tokenizers_own(tiny_backbone, max_length):
             np.testing.assert_array_equal(got["attention_mask"], ref["attention_mask"])
 
 
-def test_other_tokenizers_go_to_the_tokenizer(tmp_path):
+def test_other_tokenizers_go_to_the_tokenizer():
     """A byte-level BPE tokenizer has no fast path: its own ids come back."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
