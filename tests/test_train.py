@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from kdstudio.config import StudentConfig
@@ -129,3 +130,21 @@ def test_linear_schedule_decays_the_learning_rate_to_zero(monkeypatch):
                   device="cpu")
     assert seen[0] == cfg.learning_rate and seen[-1] < 0.1 * cfg.learning_rate
     assert all(a >= b for a, b in zip(seen, seen[1:], strict=False))
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_bf16_forward_on_cpus_that_have_it_still_learns(monkeypatch, bf16):
+    # The machine decides; both ways must learn and say which ran.
+    monkeypatch.setattr("kdstudio.train.native_bf16", lambda: bf16)
+    ids, labels, logits = _data()
+    vids, vlabels, _ = _data(60, seed=1)
+    model = _model()
+    dtypes = set()
+    model.fc.register_forward_hook(lambda m, i, o: dtypes.add(o.dtype) if m.training else None)
+    h = train_student(model, TrainSet(ids, labels, logits), TrainSet(vids, vlabels, None),
+                      CFG, seed=3, device="cpu")
+    assert h["precision"] == ("bf16" if bf16 else "fp32")
+    assert dtypes == {torch.bfloat16 if bf16 else torch.float32}
+    assert h["best"]["val_accuracy"] > 0.9
+    # The kept weights stay float32, so export and quantization see what they always did.
+    assert {p.dtype for p in model.parameters()} == {torch.float32}

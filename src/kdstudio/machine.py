@@ -11,7 +11,8 @@ from pathlib import Path
 
 #: Instruction sets that decide how fast int8 and fp32 kernels run: (name, /proc flags).
 CPU_FEATURES = (("AVX2", {"avx2"}), ("AVX-512", {"avx512f"}),
-                ("VNNI", {"avx512_vnni", "avx_vnni"}), ("AMX", {"amx_int8"}))
+                ("VNNI", {"avx512_vnni", "avx_vnni"}), ("AMX", {"amx_int8"}),
+                ("BF16", {"avx512_bf16", "amx_bf16"}))
 
 
 def cpu_description(env: dict) -> str:
@@ -34,6 +35,13 @@ def cpu_info() -> tuple[str, list[str]]:
     except OSError:
         pass
     return cpu, [name for name, f in CPU_FEATURES if f & flags]
+
+
+def native_bf16() -> bool:
+    """Whether the CPU does bfloat16 arithmetic in hardware (AVX-512 BF16 or AMX), where
+    bfloat16 training steps run about 1.5x as fast as float32 ones; elsewhere they are
+    emulated and slower."""
+    return "BF16" in cpu_info()[1]
 
 
 def environment(threads: int | None = None) -> dict:

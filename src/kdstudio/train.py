@@ -28,6 +28,7 @@ import torch
 from .batching import length_batches
 from .config import StudentConfig
 from .losses import LOSSES
+from .machine import native_bf16
 from .progress import Progress
 from .student import BiLSTMClassifier, pad_batch
 
@@ -143,6 +144,10 @@ class _Loop:
         self.train, self.loss_fn, self.alpha = _objective(train, cfg, mode)
         self.val, self.cfg, self.mode, self.hooks = val, cfg, mode, hooks
         self.acc = Accelerator(cpu=use_cpu(device))
+        # On CPUs with bfloat16 in hardware the forward pass runs in it (weights, gradients
+        # and the optimizer stay float32): steps about 1.5x faster, accuracy unchanged
+        # (docs/decisions.md, "training precision").
+        self.bf16 = self.acc.device.type == "cpu" and native_bf16()
         opt = make_optimizer(cfg, model.parameters())
         self.model, self.opt = self.acc.prepare(model, opt)
         self.n_proc, self.rank = self.acc.num_processes, self.acc.process_index
@@ -224,8 +229,9 @@ class _Loop:
     def train_step(self, item: dict[str, torch.Tensor]) -> None:
         acc, cfg = self.acc, self.cfg
         batch = {k: v.to(acc.device) for k, v in item.items()}
-        logits = self.model(batch["input_ids"])  # (B, C)
-        loss = self.loss_fn(logits, batch.get("teacher"), batch["labels"], self.alpha,
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            logits = self.model(batch["input_ids"])  # (B, C)
+        loss = self.loss_fn(logits.float(), batch.get("teacher"), batch["labels"], self.alpha,
                             cfg.temperature)
         self.opt.zero_grad(set_to_none=True)
         acc.backward(loss)
@@ -280,7 +286,8 @@ class _Loop:
         net.eval()
         return {"best": best, "history": hist, "steps": self.step, "cancelled": self.stopped,
                 "early_stopped": self.out_of_patience, "train_examples": len(self.lengths),
-                "mode": self.mode, "device": str(self.acc.device), "processes": self.n_proc}
+                "mode": self.mode, "device": str(self.acc.device), "processes": self.n_proc,
+                "precision": "bf16" if self.bf16 else "fp32"}
 
 
 def train_student(model: BiLSTMClassifier, train: TrainSet, val: TrainSet,
