@@ -163,7 +163,8 @@ class _Loop:
             self.sched = torch.optim.lr_scheduler.LambdaLR(
                 self.opt, lambda s: max(0.0, 1.0 - s / max(1, self.total)))
         self.progress = Progress(stage=hooks.stage, total=self.total)
-        self.progress.update(0, device=str(self.acc.device), mode=mode)
+        self.progress.update(0, device=str(self.acc.device), mode=mode,
+                             precision="bf16" if self.bf16 else "fp32")
         self.best = {"val_accuracy": -1.0, "step": 0, "epoch": 0}
         self.best_state = None
         self.history: list[dict] = []

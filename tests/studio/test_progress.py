@@ -45,3 +45,21 @@ def test_a_running_job_says_how_long_the_whole_job_has_left(finished_run, tmp_pa
     other.log("run_started", stages=["teacher", "augment", "student"])
     other.log("progress", stage="augment", step=5, total=10, eta=10.0)
     assert studio.snapshot(other).job_remaining is None
+
+
+def test_the_device_line_says_when_training_runs_in_bfloat16(finished_run, tmp_path):
+    import os
+    import shutil
+
+    from kdstudio.runs import Run
+
+    root = tmp_path / "runs"
+    shutil.copytree(finished_run.path, root / finished_run.id)
+    run = Run(root / finished_run.id)
+    run.set_status("running", stage="student", started=0.0, pid=os.getpid())
+    run.log("progress", stage="student:distilled", step=1, total=10, device="cpu",
+            precision="bf16")
+    assert studio.snapshot(run).device == "CPU, bfloat16"
+    run.log("progress", stage="student:distilled", step=2, total=10, device="cpu",
+            precision="fp32")
+    assert studio.snapshot(run).device == "CPU"

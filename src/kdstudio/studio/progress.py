@@ -125,7 +125,8 @@ def _updated_ts(st: dict) -> float | None:
 def _device(run: Run, last: dict) -> str:
     dev = last.get("device")
     if dev:
-        return "GPU" if str(dev).startswith("cuda") else "CPU"
+        name = "GPU" if str(dev).startswith("cuda") else "CPU"
+        return f"{name}, bfloat16" if last.get("precision") == "bf16" else name
     try:
         want = run.config().device
     except ValueError:
