@@ -95,3 +95,33 @@ def test_tiny_transformer_keeps_the_teachers_last_layers_and_reads_student_ids(t
         assert meta["arch"]["family"] == "transformer"
         with torch.no_grad():
             assert torch.allclose(loaded(ids), out, atol=1e-6)
+
+
+def test_tiny_transformer_reads_every_teacher_token_and_the_others_the_training_ones(
+        tiny_backbone):
+    teacher = _Teacher(tiny_backbone)
+    tok = teacher.tokenizer
+    run_vocab = StudentVocab.build(tok, ["good movie", "bad film"], 16)
+    vocab = REGISTRY["transformer"].vocabulary(tok, run_vocab)
+    assert REGISTRY["bilstm"].vocabulary(tok, run_vocab) is run_vocab
+    assert REGISTRY["static"].vocabulary(tok, run_vocab) is run_vocab
+    special = set(tok.all_special_ids) - {tok.mask_token_id}
+    assert len(vocab) == len(tok) - len(special) + 2
+    # A word the training texts never use is unknown to the run's vocabulary, not to the
+    # transformer's, whose row for it is the teacher's.
+    unseen = "awful"
+    assert run_vocab.encode(tok, [unseen], 4)[0, 0] == 1
+    i = vocab.encode(tok, [unseen], 4)[0, 0]
+    assert i > 1
+    model = REGISTRY["transformer"].build(RunConfig(), vocab, 2, teacher, 0, [])
+    full = teacher.model.get_input_embeddings().weight
+    assert torch.equal(model.embedding.weight[i], full[tok.convert_tokens_to_ids(unseen)])
+    # The run's ids carried over to the transformer's name the same teacher tokens.
+    texts = ["good film", "bad movie", "awful"]
+    to = run_vocab.ids_in(vocab)
+    pairs = zip(run_vocab.encode_ragged(tok, texts, 8), vocab.encode_ragged(tok, texts, 8),
+                strict=True)
+    for a, b in pairs:
+        known = a != 1
+        assert np.array_equal(to[a][known], b[known])
+    assert to[0] == 0 and to[1] == 1

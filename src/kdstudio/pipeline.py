@@ -216,28 +216,33 @@ def stage_student(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter,
     for name, label, mode, data, vc, fam in jobs:
         if agreed(run.cancel_requested()):
             break
-        model = fam.build(cfg, vocab, task.num_labels, teacher, seed, data.ids)
+        fvocab, fval_ids = fam.vocabulary(teacher.tokenizer, vocab), val_ids
+        if fvocab is not vocab:
+            to = vocab.ids_in(fvocab)
+            data = TrainSet([to[r] for r in data.ids], data.labels, data.teacher_logits)
+            fval_ids = [to[r] for r in val_ids]
+        model = fam.build(cfg, fvocab, task.num_labels, teacher, seed, data.ids)
         out_dir = run.file(f"{R.STUDENTS_DIR}/{name}")
         meta = {"variant": name, "family": fam.name, "label": label, "mode": mode,
                 "params": num_parameters(model), "config": vc.to_dict(),
                 "teacher_tokenizer": str(run.file(R.TEACHER_DIR))}
 
-        def on_best(net, best, out_dir=out_dir, meta=meta):
+        def on_best(net, best, out_dir=out_dir, meta=meta, vocab=fvocab):
             save_student(net, vocab, task.label_names, out_dir, {**meta, "best": best})
 
         run.log("student_started", variant=name, params=meta["params"],
                 train_examples=len(data.ids))
-        hist = train_student(model, data, TrainSet(val_ids, task.validation.labels, None), vc,
+        hist = train_student(model, data, TrainSet(fval_ids, task.validation.labels, None), vc,
                              mode=mode, seed=seed, device=cfg.device,
                              hooks=Hooks(f"student:{name}", report, run.cancel_requested,
                                          on_best))
         if main:
-            save_student(model, vocab, task.label_names, out_dir,
+            save_student(model, fvocab, task.label_names, out_dir,
                          {**meta, "best": hist["best"], "history": hist["history"]})
         results[name] = {"val_accuracy": hist["best"]["val_accuracy"], "params": meta["params"],
                          "steps": hist["steps"], "early_stopped": hist["early_stopped"],
                          "cancelled": hist["cancelled"], "device": hist["device"],
-                         "processes": hist["processes"]}
+                         "precision": hist["precision"], "processes": hist["processes"]}
         run.log("student_finished", variant=name, **results[name])
     if agreed(run.cancel_requested()):
         raise StopRequested("cancelled during student training; checkpoints saved so far "

@@ -49,6 +49,20 @@ class StudentVocab:
         used = sorted({i for row in ids for i in row} | {tokenizer.mask_token_id or 0})
         return cls(used, len(tokenizer), tokenizer.unk_token_id or 0)
 
+    @classmethod
+    def whole(cls, tokenizer) -> StudentVocab:
+        """Every teacher token but the special ones ([MASK] kept): for a student whose table
+        is the teacher's own, where a token the training data never uses still means what
+        it meant to the teacher."""
+        special = set(tokenizer.all_special_ids) - {tokenizer.mask_token_id}
+        return cls([i for i in range(len(tokenizer)) if i not in special], len(tokenizer),
+                   tokenizer.unk_token_id or 0)
+
+    def ids_in(self, other: StudentVocab) -> np.ndarray:
+        """``result[k]`` is ``other``'s id of this vocabulary's id ``k`` (padding stays 0)."""
+        return np.concatenate([[PAD, UNK], other._lut[np.asarray(self.teacher_ids,
+                                                                 dtype=np.int64)]])
+
     def encode(self, tokenizer, texts: list[str], max_length: int) -> np.ndarray:
         """(N, L) int64 student ids, right-padded with 0; every row has at least one token."""
         rows = token_ids(tokenizer, list(texts), max_length)
