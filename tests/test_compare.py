@@ -40,6 +40,20 @@ def test_throughput_repeats_passes_up_to_the_limit():
     assert row["throughput_passes"] == 3 and calls == [1, 1, 5, 5, 5, 5]
 
 
+def test_end_to_end_latency_includes_encoding_and_the_call_alone_does_not():
+    import time
+
+    def slow_encode(texts):
+        time.sleep(0.004)
+        return list(texts)
+
+    p = Predictor("toy", "student", slow_encode, lambda b: np.zeros((len(b), 2)), 10, 40,
+                  "python")
+    row = measure(p, TEXTS, None, None, Timing(latency_samples=5, warmup=0, batch_size=5))
+    assert row["latency_b1_e2e_ms_p50"] >= 4.0
+    assert row["latency_b1_ms_p50"] < 1.0
+
+
 def _toy_predictor(name: str) -> Predictor:
     """Module-level, so that a spawned process can build it from a pickled partial."""
     import os

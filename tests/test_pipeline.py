@@ -53,8 +53,6 @@ def test_end_to_end_writes_every_comparison_row(finished_run):
         assert "speedup_b1" in r and "size_ratio" in r
     teacher = res["rows"][0]
     assert teacher["agreement_with_teacher"] == 1.0 and teacher["speedup_b1"] == 1.0
-    # Tokenising costs time: end to end is slower than the call alone for the teacher.
-    assert teacher["latency_b1_e2e_ms_p50"] > teacher["latency_b1_ms_p50"]
     int8, fp32 = rows["student-int8"], rows["student-onnx"]
     assert int8["size_mb"] < 0.6 * fp32["size_mb"]  # tiny model: graph overhead weighs in
     # The ONNX fp32 student is the PyTorch one exported: the same answers on every sentence.

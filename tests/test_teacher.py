@@ -22,6 +22,9 @@ def test_fine_tune_saves_safetensors_and_reports_accuracy(tiny_data_dir, tiny_ba
     assert kept["holdout_accuracy"] == max(h["holdout_accuracy"] for h in m["history"])
     assert m["val_accuracy"] == kept["val_accuracy"]
     assert steps[-1].metrics["val_accuracy"] == pytest.approx(m["history"][-1]["val_accuracy"])
+    # Every progress event says what trains, for the Distillation tab's device line.
+    assert steps[0].metrics["device"] == "cpu"
+    assert steps[0].metrics["precision"] == m["precision"]
     t = load_teacher(str(tmp_path / "t"), task)
     assert t.label_names == ["0", "1"]
     assert t.predict_logits(["good movie", "bad"]).shape == (2, 2)
@@ -50,6 +53,22 @@ def test_the_epoch_is_never_chosen_by_the_validation_split(tiny_data_dir, tiny_b
     one = fine_tune(task, dataclasses.replace(cfg, epochs=1), tmp_path / "one", seed=0,
                     device="cpu")
     assert one["chosen_by"] == "last epoch" and one["train_examples"] == 160
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_progress_reports_the_precision_that_trains(tiny_data_dir, tiny_backbone, tmp_path,
+                                                    monkeypatch, bf16):
+    import kdstudio.teacher as T
+
+    monkeypatch.setattr(T, "native_bf16", lambda: bf16)
+    task = load_task(DataConfig(dataset=str(tiny_data_dir)))
+    events = []
+    m = fine_tune(task, TeacherConfig(backbone=str(tiny_backbone), epochs=1, batch_size=32,
+                                      max_length=32),
+                  tmp_path / "t", seed=0, device="cpu", on_step=lambda p: events.append(p.as_event()))
+    want = "bf16" if bf16 else "fp32"
+    assert m["precision"] == want
+    assert {e["precision"] for e in events} == {want}
 
 
 def test_teacher_path_that_does_not_exist():

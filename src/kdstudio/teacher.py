@@ -300,6 +300,7 @@ def fine_tune(task: TaskData, cfg: TeacherConfig, out_dir: str | Path, *, seed: 
     pad_id = tokenizer.pad_token_id or 0
 
     progress = Progress(stage="teacher", total=total)
+    progress.update(0, device=str(dev), precision="bf16" if use_amp else "fp32")
     best_score, best_acc, best_epoch, history = -1.0, -1.0, 0, []
     out_dir = Path(out_dir)
     step, epoch = 0, 0
@@ -351,7 +352,7 @@ def fine_tune(task: TaskData, cfg: TeacherConfig, out_dir: str | Path, *, seed: 
         "train_examples": len(texts), "backbone": cfg.backbone, "history": history,
         "parameters": teacher.num_parameters(), "fingerprint": fingerprint(out_dir),
         "cancelled": stopped, "seconds": round(time.time() - t_start, 1),
-        "precision": "bf16" if use_amp else "fp32",
+        "precision": progress.metrics["precision"],
     }
     write_text_atomic(out_dir / "teacher.json", json.dumps(metrics, indent=1))
     return metrics
