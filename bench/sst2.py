@@ -199,7 +199,7 @@ def check_targets(rows: list[dict], total_s: float,
                "≥ 100x", q["speedup_b32"] >= 100),
         target("int8 ≥ 25x smaller than teacher", f"{q['size_ratio_vs_teacher']:.1f}x",
                "≥ 25x", q["size_ratio_vs_teacher"] >= 25),
-        _time_target(total_s, cached or {}, target),
+        _time_target(total_s, cached or {}, target, budget_minutes(by)),
     ] + ([] if "student-onnx" not in by else [
         # The guard on the int8 graph: with the threads chosen on this machine it must not
         # be slower than the fp32 graph at batch 1.
@@ -260,9 +260,19 @@ def family_targets(by: dict[str, dict], target) -> list[dict]:
     return out
 
 
-def _time_target(total_s: float, cached: dict[str, float | None], target) -> dict:
-    """The 90-minute budget counts the stages this run took from the cache at the time
-    they took to build; a cached stage without a recorded build time leaves it unknown."""
+#: Rows that make a run more than the BiLSTM-only benchmark (issue 23's 150-minute budget).
+EXTRA_KINDS = ("static-int8", "transformer-int8", "baseline:fasttext", "baseline:model2vec")
+
+
+def budget_minutes(by: dict[str, dict]) -> int:
+    """90 minutes for the BiLSTM-only benchmark, 150 with other families or baselines."""
+    return 150 if any(k in by for k in EXTRA_KINDS) else 90
+
+
+def _time_target(total_s: float, cached: dict[str, float | None], target,
+                 minutes: int = 90) -> dict:
+    """The budget counts the stages this run took from the cache at the time they took to
+    build; a cached stage without a recorded build time leaves it unknown."""
     unknown = sorted(k for k, v in cached.items() if v is None)
     cold = total_s + sum(v for v in cached.values() if v is not None)
     value = f"{total_s / 60:.1f} min measured"
@@ -271,8 +281,9 @@ def _time_target(total_s: float, cached: dict[str, float | None], target) -> dic
                   f"stage(s) {', '.join(sorted(cached))}")
     if unknown:
         value += f"; build time of {', '.join(unknown)} not recorded in the cache"
-    return target("whole benchmark ≤ 90 minutes (cold caches)", value, "≤ 90 min",
-                  not unknown and cold <= 90 * 60)
+    what = "" if minutes == 90 else ", other families and baselines"
+    return target(f"whole benchmark ≤ {minutes} minutes (cold caches{what})", value,
+                  f"≤ {minutes} min", not unknown and cold <= minutes * 60)
 
 
 def e2e(r: dict) -> str:

@@ -31,10 +31,11 @@ def reference_table(ref: dict) -> list[dict[str, Any]]:
     """One row per model, in the units people read (mean ± sd over the seeds)."""
     out = []
     for r in ref["rows"]:
-        sd = r.get("accuracy_std")
+        # Students show their spread over the seeds, even 0.00; the teacher is one model.
+        sd = None if r["kind"].startswith("teacher") else r.get("accuracy_std")
         out.append({
             "model": r["name"],
-            "accuracy": f"{r['accuracy_mean']:.1%}" + (f" ± {100 * sd:.2f}" if sd else ""),
+            "accuracy": f"{r['accuracy_mean']:.1%}" + ("" if sd is None else f" ± {100 * sd:.2f}"),
             "size": f"{r['size_mb']:.2f} MB",
             "latency p50, batch 1": f"{r['latency_b1_ms_p50']:.2f} ms",
             "speed-up, batch 1": f"{r['speedup_b1']:.1f}×",
