@@ -149,3 +149,13 @@ def test_latency_axis_writes_its_ticks_in_full():
     axis = figures(rows)["accuracy_latency"].layout.xaxis
     assert list(axis.ticktext) == ["0.01", "0.02", "0.05", "0.1", "0.2", "0.5", "1", "2", "5",
                                    "10"]
+
+
+def test_every_model_of_a_run_with_every_family_gets_its_own_colour():
+    from kdstudio.compare import figures
+
+    rows = [{"name": f"model {i}", "kind": "student:distilled", "accuracy": 0.8 + i / 100,
+             "latency_b1_ms_p50": 0.1 + i, "size_mb": 1.0 + i, "params": 1e6}
+            for i in range(12)]
+    traces = figures(rows)["accuracy_latency"].data
+    assert len({t.marker.color for t in traces[:12]}) == 12

@@ -344,16 +344,20 @@ def figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
     sizes = np.array([max(r["size_mb"], 1e-3) for r in rows])
     bubble = 12 + 48 * np.sqrt(sizes / sizes.max())
     symbols = {"teacher": "square", "student": "circle", "baseline": "diamond"}
+    # 24 distinct colours: Plotly's default 10 repeat in a run with every family.
+    from plotly.colors import qualitative
+    colours = qualitative.Dark24
     # One trace per model, named in the legend: labels printed beside close bubbles overlap.
     traces = [go.Scatter(
         x=[r[x]], y=[100 * r["accuracy"]], mode="markers",
         name=r["name"] + (" · baseline" if r.get("kind") and role(r) == "baseline" else ""),
         marker={"size": [b], "sizemode": "diameter", "opacity": 0.75,
+                "color": colours[i % len(colours)],
                 "symbol": symbols[role(r)] if r.get("kind") else "circle"},
         customdata=[[r["size_mb"], r["params"] / 1e6]],
         hovertemplate=f"{r['name']}<br>%{{y:.2f}}% at %{{x:.3f}} ms<br>%{{customdata[0]:.2f}}"
                       " MB, %{customdata[1]:.2f}M params<extra></extra>")
-        for r, b in zip(rows, bubble, strict=True)]
+        for i, (r, b) in enumerate(zip(rows, bubble, strict=True))]
     front = pareto_front(rows, x)
     if len(front) > 1:
         traces.append(go.Scatter(x=[r[x] for r in front], y=[100 * r["accuracy"] for r in front],

@@ -59,6 +59,6 @@ def reference_figures(ref: dict) -> dict:
     """The same charts as a run's (accuracy against latency, size), from the seeds' means."""
     from ..compare import figures
 
-    return figures([{"name": r["name"], "accuracy": r["accuracy_mean"],
-                     "latency_b1_ms_p50": r["latency_b1_ms_p50"], "size_mb": r["size_mb"],
-                     "params": r["params"]} for r in ref["rows"]])
+    keep = ("name", "kind", "latency_b1_ms_p50", "latency_b1_e2e_ms_p50", "size_mb", "params")
+    return figures([{"accuracy": r["accuracy_mean"], **{k: r[k] for k in keep if k in r}}
+                    for r in ref["rows"]])
