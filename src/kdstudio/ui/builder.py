@@ -167,8 +167,9 @@ def build_app() -> gr.Blocks:
         ended = gr.State(None)  # set when a followed job ends: refreshes the result views
         with gr.Row(equal_height=True, elem_classes="kd-title"):
             with gr.Column(scale=3):
-                gr.Markdown(f"# 🧪 {TITLE}\nDistil a fine-tuned transformer into a small "
-                            "BiLSTM (Tang et al. 2019), quantize it to int8, and compare them.")
+                gr.Markdown(f"# 🧪 {TITLE}\nDistil a fine-tuned transformer into small "
+                            "students (Tang et al.'s BiLSTM, static embeddings, a tiny "
+                            "transformer), quantize them to int8, and compare them.")
             with gr.Column(scale=2):
                 # Custom values allowed: choices change as runs appear, and the API takes any
                 # run id (studio.get_run checks it).
