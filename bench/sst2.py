@@ -26,7 +26,7 @@ import numpy as np
 
 from kdstudio import runs as R
 from kdstudio.cli import _parse_sets
-from kdstudio.config import RunConfig
+from kdstudio.config import RunConfig, TransformerConfig
 from kdstudio.machine import cpu_description, environment
 from kdstudio.pipeline import run_stages
 from kdstudio.probe import DRIFT, drift, host_probe_in_fresh_process
@@ -42,9 +42,9 @@ ROW_NAMES = {
     "student:static": "static embeddings + {loss} w/ teacher labels + augmentation",
     "static-int8": "static embeddings + {loss} w/ teacher labels + augmentation, int8 "
                    "(ONNX Runtime)",
-    "student:transformer": "tiny transformer (2 teacher layers) + {loss} w/ teacher labels "
+    "student:transformer": "tiny transformer ({layers} teacher layers) + {loss} w/ teacher labels "
                            "+ augmentation",
-    "transformer-int8": "tiny transformer (2 teacher layers) + {loss} w/ teacher labels + "
+    "transformer-int8": "tiny transformer ({layers} teacher layers) + {loss} w/ teacher labels + "
                         "augmentation, int8 (ONNX Runtime)",
     "baseline:fasttext": "fastText baseline (hard labels)",
     "baseline:model2vec": "Model2Vec classifier baseline (hard labels)",
@@ -120,8 +120,10 @@ def teacher_onnx_row(teacher, texts, labels, cfg) -> dict:
     return row
 
 
-def summarise(per_seed: list[list[dict]], loss: str) -> list[dict]:
-    """One row per model: accuracy over seeds, timing as the median over seeds."""
+def summarise(per_seed: list[list[dict]], loss: str,
+              layers: int = TransformerConfig.layers) -> list[dict]:
+    """One row per model: accuracy over seeds, timing as the median over seeds; ``loss`` and
+    the tiny transformer's ``layers`` go into the row names."""
     rows = []
     for kind, label in ROW_NAMES.items():
         got = [next((r for r in rows_s if r["kind"] == kind), None) for rows_s in per_seed]
@@ -133,7 +135,7 @@ def summarise(per_seed: list[list[dict]], loss: str) -> list[dict]:
             return float(statistics.median(r[key] for r in got))
 
         rows.append({
-            "name": label.format(loss=loss.upper()), "kind": kind,
+            "name": label.format(loss=loss.upper(), layers=layers), "kind": kind,
             "accuracy_mean": float(np.mean(accs)),
             "accuracy_std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
             "accuracy_max": float(np.max(accs)), "accuracies": accs,
@@ -569,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
         per_seed.append(run.results()["rows"])
         last = run
         print(run.file(R.RESULTS_MD).read_text(), flush=True)
-    rows = summarise(per_seed, base.student.loss)
+    rows = summarise(per_seed, base.student.loss, base.transformer.layers)
 
     import pandas as pd
 

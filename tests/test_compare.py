@@ -134,6 +134,27 @@ def test_size_chart_writes_each_name_above_its_own_bar():
     assert bars.layout.xaxis.range[1] > 1.2 * 90.87
 
 
+def test_long_model_names_wrap_in_the_legend_and_over_the_bars():
+    from kdstudio.compare import figures
+
+    long = ("tiny transformer (3 teacher layers) + MSE w/ teacher labels + augmentation, "
+            "int8 (ONNX Runtime)")
+    rows = [{"name": "teacher", "accuracy": 0.9, "latency_b1_ms_p50": 8.0, "size_mb": 90.87,
+             "params": 22.7e6},
+            {"name": long, "accuracy": 0.88, "latency_b1_ms_p50": 0.6, "size_mb": 15.75,
+             "params": 15.6e6}]
+    figs = figures(rows)
+    legend = [t.name for t in figs["accuracy_latency"].data]
+    assert legend[0] == "teacher"
+    lines = legend[1].split("<br>")
+    # Every word kept, in order, and no line longer than a half-width panel holds.
+    assert len(lines) == 2 and " ".join(lines) == long and max(map(len, lines)) <= 72
+    assert [a.text for a in figs["size"].layout.annotations] == ["teacher", legend[1]]
+    short = figures(rows[:1] + [dict(rows[1], name="int8")])
+    assert short["accuracy_latency"].layout.height < figs["accuracy_latency"].layout.height
+    assert short["size"].layout.height < figs["size"].layout.height
+
+
 def test_latency_axis_writes_its_ticks_in_full():
     from kdstudio.compare import figures, log_ticks
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import math
 import os
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -333,6 +334,12 @@ def log_ticks(values: list[float]) -> dict[str, Any]:
     return {"tickvals": ticks, "ticktext": [f"{t:g}" for t in ticks]}
 
 
+def _wrap(name: str, width: int = 72) -> str:
+    """A model name as Plotly text, broken into lines of at most ``width`` characters: a
+    longer line is cut at the edge of a half-width panel."""
+    return "<br>".join(html.escape(line, quote=False) for line in textwrap.wrap(name, width)) or name
+
+
 def figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Plotly figures: accuracy against batch-1 latency (log x, bubble = size, the Pareto
     front drawn through the models nothing beats on both) and size bars. The latency is end
@@ -350,7 +357,8 @@ def figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
     # One trace per model, named in the legend: labels printed beside close bubbles overlap.
     traces = [go.Scatter(
         x=[r[x]], y=[100 * r["accuracy"]], mode="markers",
-        name=r["name"] + (" · baseline" if r.get("kind") and role(r) == "baseline" else ""),
+        name=_wrap(r["name"] + (" · baseline" if r.get("kind") and role(r) == "baseline"
+                                else "")),
         marker={"size": [b], "sizemode": "diameter", "opacity": 0.75,
                 "color": colours[i % len(colours)],
                 "symbol": symbols[role(r)] if r.get("kind") else "circle"},
@@ -365,6 +373,7 @@ def figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
                                  "more accurate)", line={"dash": "dash", "color": "#555"},
                                  hoverinfo="skip"))
     scatter = go.Figure(traces)
+    lines = sum(t.name.count("<br>") + 1 for t in traces)
     what = "end to end (tokenise + call)" if x == "latency_b1_e2e_ms_p50" else "model call"
     scatter.update_layout(title="Accuracy against batch-1 latency (bubble = size on disk)",
                           xaxis={"type": "log", "title": f"p50 latency at batch 1, {what} "
@@ -374,7 +383,7 @@ def figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
                           # The legend sits below the axis title and the figure grows with
                           # it, so a run with every family keeps a readable plot area.
                           legend={"orientation": "h", "yanchor": "top", "y": -0.3},
-                          height=440 + 21 * len(traces), margin={"b": 40 + 21 * len(traces)})
+                          height=440 + 21 * lines, margin={"b": 40 + 21 * lines})
     # Horizontal bars, each model's name written above its bar: names as axis labels took
     # most of a half-width panel and squeezed the bars.
     top = max(r["size_mb"] for r in rows)
@@ -388,11 +397,12 @@ def figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
                        yaxis={"autorange": "reversed", "showticklabels": False,
                               "showgrid": False, "zeroline": False},
                        annotations=[{"x": 0, "y": i - 0.25, "xref": "x", "yref": "y",
-                                     "text": html.escape(r["name"]), "showarrow": False,
+                                     "text": _wrap(r["name"]), "showarrow": False,
                                      "xanchor": "left", "yanchor": "bottom"}
                                     for i, r in enumerate(rows)],
                        margin={"l": 20, "r": 20}, template="plotly_white",
-                       height=max(320, 110 + 56 * len(rows)))
+                       height=max(320, 110 + 56 * len(rows))
+                       + 16 * sum(_wrap(r["name"]).count("<br>") for r in rows))
     return {"accuracy_latency": scatter, "size": bars}
 
 

@@ -330,7 +330,7 @@ class TransformerConfig(Section):
 
     SECTION: typing.ClassVar[str] = "transformer"
 
-    layers: int = 2
+    layers: int = 3
     learning_rate: float = 1e-4
     epochs: int = 1
     #: Train on at most this many transfer-set rows (the first ones: every original sentence,
