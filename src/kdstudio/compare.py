@@ -334,7 +334,7 @@ def log_ticks(values: list[float]) -> dict[str, Any]:
     return {"tickvals": ticks, "ticktext": [f"{t:g}" for t in ticks]}
 
 
-def _wrap(name: str, width: int = 72) -> str:
+def _wrap(name: str, width: int = 80) -> str:
     """A model name as Plotly text, broken into lines of at most ``width`` characters: a
     longer line is cut at the edge of a half-width panel."""
     return "<br>".join(html.escape(line, quote=False) for line in textwrap.wrap(name, width)) or name
@@ -387,6 +387,7 @@ def figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
     # Horizontal bars, each model's name written above its bar: names as axis labels took
     # most of a half-width panel and squeezed the bars.
     top = max(r["size_mb"] for r in rows)
+    names = [_wrap(r["name"]).count("<br>") for r in rows]  # extra lines per name
     bars = go.Figure(go.Bar(y=list(range(len(rows))), x=[r["size_mb"] for r in rows],
                             orientation="h", width=0.4, cliponaxis=False,
                             text=[f"{r['size_mb']:.2f} MB" for r in rows],
@@ -398,11 +399,11 @@ def figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
                               "showgrid": False, "zeroline": False},
                        annotations=[{"x": 0, "y": i - 0.25, "xref": "x", "yref": "y",
                                      "text": _wrap(r["name"]), "showarrow": False,
-                                     "xanchor": "left", "yanchor": "bottom"}
+                                     "xanchor": "left", "yanchor": "bottom", "align": "left"}
                                     for i, r in enumerate(rows)],
                        margin={"l": 20, "r": 20}, template="plotly_white",
-                       height=max(320, 110 + 56 * len(rows))
-                       + 16 * sum(_wrap(r["name"]).count("<br>") for r in rows))
+                       # rows grow with the longest name, whose lines sit above its bar
+                       height=max(320, 110 + (56 + 16 * max(names)) * len(rows)))
     return {"accuracy_latency": scatter, "size": bars}
 
 
