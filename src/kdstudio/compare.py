@@ -387,7 +387,7 @@ def figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
     # Horizontal bars, each model's name written above its bar: names as axis labels took
     # most of a half-width panel and squeezed the bars.
     top = max(r["size_mb"] for r in rows)
-    names = [_wrap(r["name"]).count("<br>") for r in rows]  # extra lines per name
+    extra_lines = [_wrap(r["name"]).count("<br>") for r in rows]
     bars = go.Figure(go.Bar(y=list(range(len(rows))), x=[r["size_mb"] for r in rows],
                             orientation="h", width=0.4, cliponaxis=False,
                             text=[f"{r['size_mb']:.2f} MB" for r in rows],
@@ -403,7 +403,7 @@ def figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
                                     for i, r in enumerate(rows)],
                        margin={"l": 20, "r": 20}, template="plotly_white",
                        # rows grow with the longest name, whose lines sit above its bar
-                       height=max(320, 110 + (56 + 16 * max(names)) * len(rows)))
+                       height=max(320, 110 + (56 + 16 * max(extra_lines)) * len(rows)))
     return {"accuracy_latency": scatter, "size": bars}
 
 
