@@ -125,3 +125,34 @@ def test_tiny_transformer_reads_every_teacher_token_and_the_others_the_training_
         known = a != 1
         assert np.array_equal(to[a][known], b[known])
     assert to[0] == 0 and to[1] == 1
+
+
+def test_a_family_with_its_own_vocabulary_is_validated_as_compare_reads_it(tiny_backbone):
+    """The tiny transformer keeps every teacher token; its accuracy while training must not
+    turn the validation words the transfer set never uses into unknowns (it read up to 1.6
+    points below Compare's figure for the same model on SST-2)."""
+    from transformers import AutoTokenizer
+
+    from kdstudio.families import family_rows
+    from kdstudio.student import UNK
+    from kdstudio.train import TrainSet
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_backbone))
+    train, val = ["good movie", "bad movie"], ["good fine", "not bad"]
+    vocab = StudentVocab.build(tok, train, 16)
+    ids = vocab.encode_ragged(tok, train, 16)
+    data = TrainSet(ids, np.array([1, 0]), np.zeros((2, 2), np.float32))
+    val_ids = vocab.encode_ragged(tok, val, 16)
+    assert (val_ids[0] == UNK).any()  # "fine" is unknown to the transfer set's vocabulary
+
+    fvocab, fdata, fval = family_rows(REGISTRY["transformer"], vocab, tok, data, val_ids, val,
+                                      16)
+    whole = StudentVocab.whole(tok)
+    for got, want in zip(fval, whole.encode_ragged(tok, val, 16), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert not any((r == UNK).any() for r in fval)
+    for got, want in zip(fdata.ids, whole.encode_ragged(tok, train, 16), strict=True):
+        np.testing.assert_array_equal(got, want)
+    # A family on the run's vocabulary gets its rows back untouched.
+    assert family_rows(REGISTRY["static"], vocab, tok, data, val_ids, val, 16) == (
+        vocab, data, val_ids)

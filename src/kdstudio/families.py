@@ -150,6 +150,21 @@ def _transformer_training(cfg: RunConfig) -> StudentConfig:
     return dataclasses.replace(cfg.student, learning_rate=tc.learning_rate, epochs=tc.epochs)
 
 
+def family_rows(fam: Family, vocab: StudentVocab, tokenizer, data, val_ids: list,
+                val_texts: list[str], max_length: int) -> tuple:
+    """(vocabulary, training rows, validation ids) for a family that may read a vocabulary of
+    its own: the transfer set's ids mapped into it, and the validation texts encoded with it,
+    as Compare reads them (mapped, its tokens the transfer set never uses would be unknown)."""
+    from .train import TrainSet
+
+    fvocab = fam.vocabulary(tokenizer, vocab)
+    if fvocab is vocab:
+        return vocab, data, val_ids
+    to = vocab.ids_in(fvocab)
+    data = TrainSet([to[r] for r in data.ids], data.labels, data.teacher_logits)
+    return fvocab, data, fvocab.encode_ragged(tokenizer, val_texts, max_length)
+
+
 REGISTRY: dict[str, Family] = {
     "bilstm": Family("bilstm", "distilled", "BiLSTM + soft labels + augmentation",
                      "student ONNX int8", "student-int8", _build_bilstm,

@@ -191,25 +191,11 @@ def _student_jobs(cfg: RunConfig, task: TaskData, full, variants: Collection[str
     return [j for j in jobs if j[0] in variants]
 
 
-def _family_ids(fam, vocab, tokenizer, data, val_ids: list, val_texts: list[str],
-                max_length: int) -> tuple:
-    """(vocabulary, training rows, validation ids) for a family that may read a vocabulary of
-    its own: the transfer set's ids mapped into it, and the validation texts encoded with it,
-    as Compare reads them (mapped, its tokens the transfer set never uses would be unknown)."""
-    from .train import TrainSet
-
-    fvocab = fam.vocabulary(tokenizer, vocab)
-    if fvocab is vocab:
-        return vocab, data, val_ids
-    to = vocab.ids_in(fvocab)
-    data = TrainSet([to[r] for r in data.ids], data.labels, data.teacher_logits)
-    return fvocab, data, fvocab.encode_ragged(tokenizer, val_texts, max_length)
-
-
 def stage_student(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter,
                   variants: Collection[str] | None = None) -> dict:
     """Train the run's students. ``variants`` (student folder names, e.g. "static") trains
     those alone, keeping the others and leaving the baselines out."""
+    from .families import family_rows
     from .student import StudentVocab, num_parameters, save_student
     from .train import Hooks, TrainSet, agreed, train_student
     from .transfer import read_transfer_set
@@ -231,7 +217,7 @@ def stage_student(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter,
     for name, label, mode, data, vc, fam in jobs:
         if agreed(run.cancel_requested()):
             break
-        fvocab, data, fval_ids = _family_ids(fam, vocab, teacher.tokenizer, data, val_ids,
+        fvocab, data, fval_ids = family_rows(fam, vocab, teacher.tokenizer, data, val_ids,
                                              task.validation.texts, sc.max_length)
         model = fam.build(cfg, fvocab, task.num_labels, teacher, seed, data.ids)
         out_dir = run.file(f"{R.STUDENTS_DIR}/{name}")
