@@ -315,7 +315,9 @@ def write_markdown(path: Path, res: dict) -> None:
         f"{res['environment']['transformers']}, Python {res['environment']['python']}.",
         f"- Data: SST-2 train ({res['train_size']:,} sentences) → teacher and transfer set "
         f"({res['transfer_rows']:,} rows: {res['transfer_augmented']:,} augmented copies); "
-        f"accuracy on the GLUE validation split ({res['validation_size']} sentences).",
+        f"accuracy on the GLUE validation split ({res['validation_size']} sentences), read one "
+        "sentence at a time for the int8 graphs that quantize activations as they run (a "
+        "sentence's logits there depend on its batch; docs/decisions.md).",
         f"- Students: {k} seeds ({', '.join(map(str, res['seeds']))}); mean ± sample "
         "standard deviation, and the max. The teacher is fine-tuned once (seed "
         f"{res['config']['seed']}).",

@@ -22,6 +22,24 @@ def test_measure_reports_accuracy_and_agreement():
     assert row["latency_samples"] == 5 and row["throughput_passes"] == 1
 
 
+def test_a_graph_whose_logits_depend_on_the_batch_is_scored_one_sentence_at_a_time():
+    # As dynamic int8 does: the batch's longest text sets a scale every row is divided by,
+    # which flips "good" rows batched with a long one.
+    def run(batch):
+        scale = max(len(t) for t in batch)
+        return np.stack([np.array([0.5, 8.0 / scale]) if "good" in t else np.array([1.0, 0.0])
+                         for t in batch])
+
+    texts, labels = ["good", "bad film of the year", "good one"], np.array([1, 0, 1])
+    how = Timing(latency_samples=3, warmup=0, batch_size=3)
+    batched = Predictor("b", "student", lambda t: list(t), run, 1, 1, "python")
+    alone = Predictor("s", "student-int8", lambda t: list(t), run, 1, 1, "python",
+                      per_sentence=True)
+    assert measure(batched, texts, labels, None, how)["accuracy"] == 1 / 3
+    row = measure(alone, texts, labels, None, how)
+    assert row["accuracy"] == 1.0 and row["accuracy_batch_size"] == 1
+
+
 def test_latency_only_rows_skip_the_accuracy_pass():
     calls: list[int] = []
     row = measure(_predictor(calls), TEXTS, None, None,

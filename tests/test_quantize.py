@@ -6,6 +6,7 @@ import torch
 from kdstudio.families import REGISTRY
 from kdstudio.quantize import (
     check_quantized,
+    dynamically_quantized,
     export_student,
     op_counts,
     quantize_int8,
@@ -71,6 +72,8 @@ def test_int8_graph_is_really_quantized_and_smaller(exported):
     assert ops["DynamicQuantizeLSTM"] == 2 and ops.get("MatMulInteger", 0) >= 2
     assert "Gemm" not in op_counts(fp32)  # rewritten to MatMul so it can be quantized
     assert int8.stat().st_size < 0.35 * fp32.stat().st_size
+    # Its activations are quantized as it runs (one scale per batch); fp32's are not.
+    assert dynamically_quantized(int8) and not dynamically_quantized(fp32)
 
 
 def test_int8_agrees_with_fp32(exported):
@@ -127,6 +130,7 @@ def test_static_student_exports_and_quantizes_its_table(tmp_path, bigrams):
     assert ops["DequantizeLinear"] == 1 and ops["MatMul"] == 2 and "MatMulInteger" not in ops
     assert "LSTM" not in op_counts(fp32)
     assert ops.get("LabelEncoder", 0) == (1 if bigrams else 0)
+    assert not dynamically_quantized(int8)  # a stored int8 table: no batch-wide scale
     order = [n.op_type for n in onnx.load(str(int8)).graph.node]
     assert order.index("ReduceMax") < order.index("DequantizeLinear")  # the max of int8 rows
     with torch.no_grad():

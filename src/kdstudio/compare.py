@@ -3,7 +3,8 @@
 Every model is wrapped as a :class:`Predictor` (encode texts once, then time only the model
 call, so tokenisation cost does not blur the comparison; each row says so). Latency is batch
 1 over real validation sentences after warm-up (p50/p95); throughput is sentences per second
-at a fixed batch size over the whole validation set.
+at a fixed batch size over the whole validation set. Accuracy is read in batches of that
+size, except for graphs whose logits depend on the batch (:attr:`Predictor.per_sentence`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .quantize import run_student_onnx, session
+from .quantize import dynamically_quantized, run_student_onnx, session
 from .student import StudentVocab, load_student, num_parameters
 from .teacher import Teacher
 from .tokens import model_inputs
@@ -42,6 +43,10 @@ class Predictor:
     backend: str
     #: ``with_threads(n)`` → a ``run`` that uses n intra-op threads (None: fixed settings).
     with_threads: Callable[[int], Callable[[Any], np.ndarray]] | None = None
+    #: A sentence's logits depend on the batch around it (dynamic int8: one activation
+    #: scale per batch, padding included), so accuracy is read one sentence at a time, as
+    #: the live box runs it.
+    per_sentence: bool = False
 
     def predict(self, texts: list[str]) -> np.ndarray:
         return self.run(self.encode(texts))
@@ -107,7 +112,8 @@ def onnx_student_predictor(name: str, kind: str, onnx_path: Path, vocab: Student
     return Predictor(
         name, kind, lambda texts: vocab.encode(tokenizer, texts, max_length),
         lambda ids: run_student_onnx(sess, ids), params, onnx_path.stat().st_size,
-        "onnxruntime", None if threads else _onnx_threads(onnx_path, run_student_onnx))
+        "onnxruntime", None if threads else _onnx_threads(onnx_path, run_student_onnx),
+        per_sentence=dynamically_quantized(onnx_path))
 
 
 def onnx_teacher_predictor_from(onnx_path: Path, tokenizer, max_length: int, params: int,
@@ -125,7 +131,8 @@ def onnx_teacher_predictor_from(onnx_path: Path, tokenizer, max_length: int, par
 
     return Predictor(name, kind, encode, lambda feeds: call(sess, feeds),
                      params, onnx_path.stat().st_size, "onnxruntime",
-                     None if threads else _onnx_threads(onnx_path, call))
+                     None if threads else _onnx_threads(onnx_path, call),
+                     per_sentence=dynamically_quantized(onnx_path))
 
 
 @dataclass(frozen=True)
@@ -183,9 +190,10 @@ def measure(p: Predictor, texts: list[str], labels: np.ndarray | None,
         timing.min_seconds, timing.max_passes)
     torch_threads = torch.get_num_threads()
     pred = logits = None
+    step = 1 if p.per_sentence else batch_size
     if labels is not None:
-        logits = np.concatenate([p.predict(texts[s:s + batch_size])
-                                 for s in range(0, len(texts), batch_size)])  # (N, C)
+        logits = np.concatenate([p.predict(texts[s:s + step])
+                                 for s in range(0, len(texts), step)])  # (N, C)
         pred = logits.argmax(-1)
     # Batch-1 latency over real sentences, inputs encoded beforehand.
     rng = np.random.default_rng(seed)
@@ -227,6 +235,7 @@ def measure(p: Predictor, texts: list[str], labels: np.ndarray | None,
         "accuracy": None if pred is None else float((pred == labels).mean()),
         "agreement_with_teacher": None if teacher_pred is None or pred is None
         else float((pred == teacher_pred).mean()),
+        "accuracy_batch_size": step,
         "params": int(p.params), "size_mb": round(p.size_bytes / 1e6, 3),
         "latency_b1_ms_p50": float(np.percentile(times, 50) * 1e3),
         "latency_b1_ms_p95": float(np.percentile(times, 95) * 1e3),

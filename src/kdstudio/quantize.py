@@ -322,6 +322,11 @@ def op_counts(path: str | Path) -> dict[str, int]:
     return dict(Counter(n.op_type for n in onnx.load(str(path)).graph.node))
 
 
+def dynamically_quantized(path: str | Path) -> bool:
+    """Whether the graph quantizes activations as it runs (one scale over the whole batch)."""
+    return any(op.startswith("DynamicQuantize") for op in op_counts(path))
+
+
 def check_quantized(path: str | Path,
                     expect: tuple[str, ...] = ("DynamicQuantizeLSTM", "MatMulInteger")
                     ) -> dict[str, int]:
