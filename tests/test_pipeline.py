@@ -429,4 +429,3 @@ def test_unlabelled_texts_reach_the_distilled_student_only(tiny_config, tmp_path
     assert steps["baseline"] == math.ceil(40 / bs)
     assert steps["distilled-noaug"] == math.ceil(n_train / bs)
     assert steps["distilled"] == math.ceil(len(df) / bs)
-
