@@ -27,6 +27,8 @@ def test_augment_config_rejects_bad_values(kwargs, match):
 def test_student_keep_and_schedule_are_checked():
     with pytest.raises(ValueError, match="keep: last needs patience: 0"):
         StudentConfig(keep="last", patience=2)
+    with pytest.raises(ValueError, match="keep: average needs patience: 0"):
+        StudentConfig(keep="average", patience=2)
     with pytest.raises(ValueError, match="lr_schedule must be one of"):
         StudentConfig(lr_schedule="cosine")
     assert StudentConfig(keep="last", patience=0, lr_schedule="linear").keep == "last"

@@ -113,6 +113,28 @@ def test_keep_last_ends_with_the_final_weights_and_their_accuracy():
     assert acc == h["best"]["val_accuracy"]
 
 
+def test_keep_average_ends_with_the_mean_of_the_second_half_of_the_weights():
+    ids, labels, logits = _data()
+    vids, vlabels, _ = _data(60, seed=1)
+    cfg = StudentConfig(hidden_size=8, fc_size=8, epochs=6, batch_size=16, learning_rate=0.01,
+                        patience=0, keep="average")
+    m = _model()
+    seen = []  # the raw weights after each step (the hook runs after the step)
+
+    def record(progress):
+        seen.append({k: v.detach().clone() for k, v in m.state_dict().items()})
+
+    h = train_student(m, TrainSet(ids, labels, logits), TrainSet(vids, vlabels, None),
+                      cfg, seed=0, device="cpu", hooks=Hooks(on_step=record))
+    half = seen[h["steps"] // 2:]
+    assert h["best"]["kept"] == "average" and h["best"]["averaged_steps"] == len(half)
+    for k, v in m.state_dict().items():
+        torch.testing.assert_close(v, torch.stack([s[k] for s in half]).mean(0))
+    assert not torch.equal(m.out.weight, seen[-1]["out.weight"])
+    acc = float((predict(m, vids).argmax(-1) == vlabels).mean())
+    assert acc == h["best"]["val_accuracy"] > 0.9
+
+
 def test_linear_schedule_decays_the_learning_rate_to_zero(monkeypatch):
     ids, labels, logits = _data()
     seen = []

@@ -167,6 +167,10 @@ class _Loop:
                              precision="bf16" if self.bf16 else "fp32")
         self.best = {"val_accuracy": -1.0, "step": 0, "epoch": 0}
         self.best_state = None
+        # keep: average: the running mean of the float weights after each step of the
+        # second half of training.
+        self.average: dict[str, torch.Tensor] | None = None
+        self.n_averaged = 0
         self.history: list[dict] = []
         self.bad_evals = self.step = 0
         self.stopped = False
@@ -241,6 +245,8 @@ class _Loop:
         if self.sched is not None:
             self.sched.step()
         self.step += 1
+        if cfg.keep == "average" and self.step > self.total // 2:
+            self.accumulate()
         loss_value = float(loss.detach())
         self.running += loss_value
         self.n_run += 1
@@ -249,6 +255,16 @@ class _Loop:
             self.evaluation()
         if self.hooks.on_step is not None and acc.is_main_process:
             self.hooks.on_step(self.progress)
+
+    @torch.no_grad()
+    def accumulate(self) -> None:
+        weights = {k: v for k, v in self.net.state_dict().items() if v.is_floating_point()}
+        self.n_averaged += 1
+        if self.average is None:
+            self.average = {k: v.detach().clone() for k, v in weights.items()}
+            return
+        for k, v in weights.items():
+            self.average[k].add_(v - self.average[k], alpha=1.0 / self.n_averaged)
 
     def evaluation(self) -> None:
         val_acc = self.evaluate()
@@ -271,7 +287,12 @@ class _Loop:
 
     def finish(self) -> dict:
         net, hist = self.net, self.history
-        if self.cfg.keep == "last" and not self.stopped:
+        if self.cfg.keep == "average" and not self.stopped and self.average is not None:
+            net.load_state_dict(self.average, strict=False)
+            best = {"val_accuracy": self.evaluate(), "step": self.step, "epoch": self.epoch,
+                    "kept": "average", "averaged_steps": self.n_averaged,
+                    "best_seen": self.best}
+        elif self.cfg.keep in ("last", "average") and not self.stopped:
             # The weights training ended with; the accuracy is the final evaluation's.
             final = hist[-1]["val_accuracy"] if hist and hist[-1]["step"] == self.step \
                 else self.evaluate()
