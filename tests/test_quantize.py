@@ -86,8 +86,11 @@ def test_int8_agrees_with_fp32(exported):
     agree = (a.argmax(-1) == b.argmax(-1)).mean()
     majority = np.bincount(a.argmax(-1), minlength=3).max() / len(a)
     assert majority < 0.95 and agree >= 0.95 and agree > majority
-    # int8 error against the logits' spread (about 0.3 here; measured error 0.003)
-    assert np.abs(a - b).max() < 0.05 * (a.max() - a.min())
+    # int8 error against the logits' spread (about 0.3 here). Measured: max 0.003 with VNNI;
+    # 0.030 (mean 0.004) on an AVX2-only CPU, whose u8s8 kernel saturates on this random
+    # model's weights. A graph answering constant logits would err by about half the spread.
+    err, spread = np.abs(a - b), a.max() - a.min()
+    assert err.mean() < 0.03 * spread and err.max() < 0.15 * spread
 
 
 def test_check_quantized_rejects_a_float_graph(exported):
