@@ -45,7 +45,12 @@ def test_live_predictions_use_the_threads_measured_fastest_on_this_cpu(finished_
         r["threads_b1"] = 7
     (copy / "results.json").write_text(json.dumps(res))
     assert live_threads(Run(copy), "student-int8") == 1
-    res["environment"]["cpu"] = json.loads(
-        (finished_run.path / "results.json").read_text())["environment"]["cpu"]
+    here = json.loads((finished_run.path / "results.json").read_text())["environment"]
+    res["environment"]["cpu"] = here["cpu"]
     (copy / "results.json").write_text(json.dumps(res))
     assert live_threads(Run(copy), "student-int8") == 7
+    # The same model name with other instruction sets (an AMD EPYC with and without
+    # AVX-512) is another machine too.
+    res["environment"]["cpu_flags"] = [*here["cpu_flags"], "NOT-HERE"]
+    (copy / "results.json").write_text(json.dumps(res))
+    assert live_threads(Run(copy), "student-int8") == 1

@@ -123,8 +123,10 @@ def live_threads(run: Run, kind: str) -> int:
     1 for ``kind`` on this CPU, else one (a single sentence gains little from more, and
     multi-threaded calls beside PyTorch sometimes run slower: docs/decisions.md)."""
     res = read_results(run) or {}
-    if res.get("environment", {}).get("cpu") != cpu_info()[0]:
-        return 1  # measured on another machine
+    env = res.get("environment", {})
+    # Measured on another machine: one model name covers CPUs with and without AVX-512.
+    if (env.get("cpu"), env.get("cpu_flags")) != tuple(cpu_info()):
+        return 1
     row = next((r for r in res.get("rows", []) if r.get("kind") == kind), {})
     return int(row.get("threads_b1") or 1)
 
