@@ -73,6 +73,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("run", type=Path)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--out", type=Path, default=None,
+                    help="default: bench/results/onnx-settings-<cpu>.json (two CPUs with one "
+                         "model name but different instruction sets need their own)")
     args = ap.parse_args()
     singles, batches = inputs(args.run)
     grid = list(itertools.product(sorted({1, os.cpu_count() or 1}), (True, False),
@@ -95,9 +98,10 @@ def main() -> int:
             top = better((r for r in rows if r["graph"] == graph), key=lambda r: r[key])
             print(f"{graph}: fastest {key} {top[key]} with {top}")
     env = environment()
-    out = ROOT / "results" / f"onnx-settings-{re.sub(r'[^a-z0-9]+', '-', env['cpu'].lower())}.json"
+    out = args.out or (ROOT / "results" /
+                       f"onnx-settings-{re.sub(r'[^a-z0-9]+', '-', env['cpu'].lower())}.json")
     out.write_text(json.dumps({"command": f"python bench/onnx_settings.py <run> --rounds "
-                                          f"{args.rounds}",
+                                          f"{args.rounds}" + (f" --out {out}" if args.out else ""),
                                "date": time.strftime("%Y-%m-%d"), "environment": env,
                                "rows": rows}, indent=1) + "\n")
     print(out)
