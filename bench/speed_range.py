@@ -24,6 +24,20 @@ def shape(student: dict) -> tuple:
     return student.get("hidden_size", 150), student.get("embedding_dim", 200)
 
 
+def cpu_kind(env: dict) -> tuple:
+    """(model name, instruction sets) that tell CPUs apart for int8 speed: one name covers an
+    AMD EPYC with AVX-512 and VNNI and one with AVX2 alone. BF16 is left out (it speeds
+    training, not these timings, and older files lack it); None: no sets recorded."""
+    flags = env.get("cpu_flags")
+    return env.get("cpu", "?"), tuple(f for f in flags if f != "BF16") if flags else None
+
+
+def cpu_count(kinds: set) -> int:
+    """Distinct CPUs; a file without sets counts only where no file names the model with them."""
+    named = {name for name, flags in kinds if flags is not None}
+    return len({k for k in kinds if k[1] is not None or k[0] not in named})
+
+
 def runs_of_shape(files: list[Path], want: tuple) -> list[dict]:
     """One record per results file whose int8 BiLSTM has the shape ``want``."""
     out = []
@@ -34,8 +48,7 @@ def runs_of_shape(files: list[Path], want: tuple) -> list[dict]:
         by = {r["kind"]: r for r in res["rows"]}
         t, q = by["teacher"], by["student-int8"]
         out.append({"file": f.name, "machine": cpu_description(res["environment"]),
-                    # older files hold no flags: count models by name alone
-                    "cpu": res["environment"].get("cpu", "?"),
+                    "cpu": cpu_kind(res["environment"]),
                     "date": res.get("date", "?"),
                     "teacher_b1_ms": t["latency_b1_ms_p50"], "int8_b1_ms": q["latency_b1_ms_p50"],
                     "teacher_b32_per_s": t["throughput_b32_per_s"],
@@ -51,9 +64,9 @@ def render(runs: list[dict]) -> str:
               f"| {r['int8_b1_ms']:.3f} | {r['speedup_b1']:.1f}x | {r['speedup_b32']:.1f}x |"
               for r in runs]
     if runs:
-        cpus = sorted({r["cpu"] for r in runs})
+        cpus = cpu_count({r["cpu"] for r in runs})
         b1, b32 = [r["speedup_b1"] for r in runs], [r["speedup_b32"] for r in runs]
-        lines += ["", f"{len(runs)} runs on {len(cpus)} CPU models: {min(b1):.1f}x to "
+        lines += ["", f"{len(runs)} runs on {cpus} CPUs: {min(b1):.1f}x to "
                       f"{max(b1):.1f}x at batch 1, {min(b32):.1f}x to {max(b32):.1f}x at batch 32."]
     return "\n".join(lines)
 

@@ -21,13 +21,17 @@ def test_the_range_covers_only_runs_of_the_configured_shape(speed_range, tmp_pat
     _results(res / "sst2.json", "AMD EPYC", 150, 77.7, 134.1)
     _results(res / "sst2-intel.json", "Intel Xeon", 150, 37.6, 47.0)
     _results(res / "sst2-old.json", "Intel Xeon", 150, 40.0, 50.0, flags=())  # no flags recorded
+    # One model name, two machines (with and without AVX-512); BF16 does not make a third.
+    _results(res / "sst2-avx512.json", "AMD EPYC", 150, 85.0, 80.0, flags=("AVX2", "AVX-512"))
+    _results(res / "sst2-bf16.json", "AMD EPYC", 150, 84.0, 81.0,
+             flags=("AVX2", "AVX-512", "BF16"))
     _results(res / "sst2-small.json", "Intel Xeon", 100, 64.4, 170.0)  # another shape: left out
     _results(res / "quick.json", "Intel Xeon", 150, 500.0, 900.0)  # not an SST-2 run
     assert speed_range.main(["--results", str(res), "--config", str(tmp_path / "b.yaml")]) == 0
     out = capsys.readouterr().out
     assert "sst2-small.json" not in out and "quick.json" not in out
     assert "Intel Xeon (AVX2)" in out and "AMD EPYC (AVX2)" in out
-    assert out.strip().endswith("3 runs on 2 CPU models: 37.6x to 77.7x at batch 1, "
+    assert out.strip().endswith("5 runs on 3 CPUs: 37.6x to 85.0x at batch 1, "
                                 "47.0x to 134.1x at batch 32.")
 
 
