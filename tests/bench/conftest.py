@@ -38,3 +38,8 @@ def speed_range():
 @pytest.fixture(scope="module")
 def baselines():
     return _load("baselines")
+
+
+@pytest.fixture(scope="module")
+def work():
+    return _load("work")

@@ -1,0 +1,129 @@
+"""Multiply-adds per validation sentence for the teacher and the BiLSTM student, and the rate
+each committed benchmark run got through them: what bounds the int8 speed-up at batch 32.
+
+    KDSTUDIO_DATA_DIR=../shared/data python bench/work.py <benchmark run folder>
+
+A dense layer does one multiply-add per weight per input row, so the counts come from the
+run's own models and the inputs Compare times: each sentence alone (batch 1), and the
+validation set in Compare's length buckets of 32, padding included as the graphs compute it.
+Attention adds 2·L²·d per layer and sentence (scores and weighted sum). Lookups, norms and
+activations are left out. The rates come from every committed run whose student has the run's
+shape (``bench/speed_range.py``): a speed-up is the teacher's work over the student's times
+the student's rate over the teacher's. Runs from before Compare's length buckets are left out:
+their teacher padded more than these counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kdstudio.config import RunConfig
+from kdstudio.data import load_task
+from kdstudio.student import load_student
+from kdstudio.teacher import load_teacher
+from kdstudio.tokens import model_inputs
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))  # bench/speed_range.py, also when loaded by file path
+from speed_range import runs_of_shape  # noqa: E402
+
+
+def dense_weights(modules) -> int:
+    """Multiply-adds per input row of these modules' matrices: one per weight."""
+    return sum(p.numel() for m in modules for name, p in m.named_parameters()
+               if p.dim() == 2 and "embed" not in name)
+
+
+def teacher_macs(model, shape: tuple[int, int]) -> float:
+    """Multiply-adds of a BERT-style classifier on a (batch, length) input."""
+    b, length = shape
+    base = model.base_model
+    per_token = dense_weights([base.encoder])
+    per_sentence = dense_weights([model]) - per_token  # pooler and classifier
+    cfg = model.config
+    attention = cfg.num_hidden_layers * 2 * length * length * cfg.hidden_size
+    return b * (length * per_token + attention + per_sentence)
+
+
+def student_macs(model, shape: tuple[int, int]) -> float:
+    """Multiply-adds of the BiLSTM classifier on a (batch, length) input."""
+    b, length = shape
+    per_token = dense_weights([model.fwd, model.bwd])
+    return b * (length * per_token + dense_weights([model.fc, model.out]))
+
+
+def per_sentence(macs, encode, texts: list[str], batch_size: int) -> tuple[float, float]:
+    """Mean multiply-adds per sentence at batch 1 and in Compare's length buckets."""
+    b1 = np.mean([macs(encode([t]).shape) for t in texts])
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i].split()))
+    buckets = [[texts[i] for i in order[s:s + batch_size]]
+               for s in range(0, len(texts), batch_size)]
+    return float(b1), sum(macs(encode(b).shape) for b in buckets) / len(texts)
+
+
+def count(run: Path) -> dict:
+    cfg = RunConfig.load(run / "config.yaml")
+    texts = load_task(cfg.data, cfg.seed).validation.texts
+    teacher = load_teacher(str(run / "teacher"), max_length=cfg.teacher.max_length)
+    student, vocab, _ = load_student(run / "students" / "distilled")
+    tok, n = teacher.tokenizer, cfg.compare.throughput_batch_size
+    with torch.no_grad():
+        t = per_sentence(lambda s: teacher_macs(teacher.model, s),
+                         lambda x: model_inputs(tok, x, teacher.max_length)["input_ids"], texts, n)
+        s = per_sentence(lambda s: student_macs(student, s),
+                         lambda x: vocab.encode(tok, x, cfg.student.max_length), texts, n)
+    return {"run": run.name, "shape": [cfg.student.hidden_size, cfg.student.embedding_dim],
+            "batch_size": n, "sentences": len(texts),
+            "teacher_macs_b1": t[0], "teacher_macs_b32": t[1],
+            "student_macs_b1": s[0], "student_macs_b32": s[1]}
+
+
+def rates(work: dict, runs: list[dict]) -> list[dict]:
+    """Each run's multiply-adds per second, teacher and int8 student, at batch 32."""
+    return [{"file": r["file"], "machine": r["machine"],
+             "teacher_gmacs_b32": work["teacher_macs_b32"] * r["teacher_b32_per_s"] / 1e9,
+             "int8_gmacs_b32": work["student_macs_b32"] * r["int8_b32_per_s"] / 1e9,
+             "speedup_b32": r["speedup_b32"]} for r in runs if r["buckets"]]
+
+
+def render(work: dict, rows: list[dict]) -> str:
+    ratio = work["teacher_macs_b32"] / work["student_macs_b32"]
+    lines = [
+        f"Multiply-adds per sentence ({work['sentences']} validation sentences):",
+        f"  teacher  {work['teacher_macs_b1'] / 1e6:8.1f} M at batch 1, "
+        f"{work['teacher_macs_b32'] / 1e6:8.1f} M at batch {work['batch_size']}",
+        f"  student  {work['student_macs_b1'] / 1e6:8.2f} M at batch 1, "
+        f"{work['student_macs_b32'] / 1e6:8.2f} M at batch {work['batch_size']}",
+        f"  the student does 1/{ratio:.1f} of the teacher's work at batch {work['batch_size']}: "
+        f"100x needs it to run {100 / ratio:.2f}x the teacher's multiply-adds per second", "",
+        "| results file | CPU | teacher (GMAC/s) | int8 student (GMAC/s) | student / teacher "
+        "| speed-up, batch 32 |", "| --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['file']} | {r['machine']} | {r['teacher_gmacs_b32']:.1f} "
+              f"| {r['int8_gmacs_b32']:.1f} | {r['int8_gmacs_b32'] / r['teacher_gmacs_b32']:.2f}x "
+              f"| {r['speedup_b32']:.1f}x |" for r in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run", type=Path, help="a benchmark run folder (bench/sst2.py --runs-dir)")
+    ap.add_argument("--results", default=str(ROOT / "results"))
+    ap.add_argument("--out", type=Path, help="also write the counts and rates as JSON")
+    args = ap.parse_args(argv)
+    work = count(args.run)
+    rows = rates(work, runs_of_shape(list(Path(args.results).glob("sst2*.json")),
+                                     tuple(work["shape"])))
+    print(render(work, rows))
+    if args.out:
+        args.out.write_text(json.dumps({"work": work, "runs": rows}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
