@@ -42,17 +42,19 @@ def test_per_sentence_pads_within_compares_length_buckets(work):
     assert b2 == (2 * 2 + 2 * 9) / 4  # buckets {1, 2} and {3, 9}, each padded to its longest
 
 
-def test_rates_and_table(work, tmp_path, capsys):
+def test_rates_and_table(work):
     count = {"run": "r", "shape": [150, 200], "batch_size": 32, "sentences": 872,
              "teacher_macs_b1": 300e6, "teacher_macs_b32": 400e6,
              "student_macs_b1": 10e6, "student_macs_b32": 16e6}
-    runs = [{"file": "sst2.json", "machine": "AMD EPYC (AVX2)", "teacher_b32_per_s": 200.0,
-             "int8_b32_per_s": 8000.0, "speedup_b32": 40.0, "buckets": True},
-            {"file": "old.json", "machine": "AMD EPYC", "teacher_b32_per_s": 100.0,
-             "int8_b32_per_s": 8000.0, "speedup_b32": 80.0, "buckets": False}]
-    rows = work.rates(count, runs)
+    run = {"file": "sst2.json", "machine": "AMD EPYC (AVX2)", "teacher_b1_ms": 10.0,
+           "int8_b1_ms": 0.25, "teacher_b32_per_s": 200.0, "int8_b32_per_s": 8000.0,
+           "speedup_b1": 40.0, "speedup_b32": 40.0, "buckets": True}
+    old = {**run, "file": "old.json", "buckets": False}
+    rows = work.rates(count, [run, old])
     assert [r["file"] for r in rows] == ["sst2.json"]  # timed without length buckets: left out
+    assert rows[0]["teacher_gmacs_b1"] == 30.0 and rows[0]["int8_gmacs_b1"] == 40.0
     assert rows[0]["teacher_gmacs_b32"] == 80.0 and rows[0]["int8_gmacs_b32"] == 128.0
     out = work.render(count, rows)
-    assert "1/25.0 of the teacher's work" in out and "run 4.00x the teacher's" in out
-    assert "| sst2.json | AMD EPYC (AVX2) | 80.0 | 128.0 | 1.60x | 40.0x |" in out
+    assert "1/30.0 of the teacher's work at batch 1 and 1/25.0 at batch 32" in out
+    assert "50x at batch 1 needs it to get through 1.67x" in out and "batch 32 4.00x" in out
+    assert "| sst2.json | AMD EPYC (AVX2) | 30.0 | 40.0 | 1.33x | 80.0 | 128.0 | 1.60x " in out
