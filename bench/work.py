@@ -1,7 +1,8 @@
 """Multiply-adds per validation sentence for the teacher and the BiLSTM student, and the rate
-each committed benchmark run got through them: what bounds the int8 speed-up at batch 32.
+each committed benchmark run got through them: what bounds the int8 speed-ups.
 
-    KDSTUDIO_DATA_DIR=../shared/data python bench/work.py <benchmark run folder>
+    KDSTUDIO_DATA_DIR=../shared/data python bench/work.py <benchmark run folder> \
+        [--out bench/results/work.json]
 
 A dense layer does one multiply-add per weight per input row, so the counts come from the
 run's own models and the inputs Compare times: each sentence alone (batch 1), and the
