@@ -22,8 +22,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from kdstudio.compare import length_buckets
 from kdstudio.config import RunConfig
 from kdstudio.data import load_task
 from kdstudio.student import load_student
@@ -62,9 +62,7 @@ def student_macs(model, shape: tuple[int, int]) -> float:
 def per_sentence(macs, encode, texts: list[str], batch_size: int) -> tuple[float, float]:
     """Mean multiply-adds per sentence at batch 1 and in Compare's length buckets."""
     b1 = np.mean([macs(encode([t]).shape) for t in texts])
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i].split()))
-    buckets = [[texts[i] for i in order[s:s + batch_size]]
-               for s in range(0, len(texts), batch_size)]
+    buckets = length_buckets(texts, batch_size)
     return float(b1), sum(macs(encode(b).shape) for b in buckets) / len(texts)
 
 
@@ -74,11 +72,10 @@ def count(run: Path) -> dict:
     teacher = load_teacher(str(run / "teacher"), max_length=cfg.teacher.max_length)
     student, vocab, _ = load_student(run / "students" / "distilled")
     tok, n = teacher.tokenizer, cfg.compare.throughput_batch_size
-    with torch.no_grad():
-        t = per_sentence(lambda s: teacher_macs(teacher.model, s),
-                         lambda x: model_inputs(tok, x, teacher.max_length)["input_ids"], texts, n)
-        s = per_sentence(lambda s: student_macs(student, s),
-                         lambda x: vocab.encode(tok, x, cfg.student.max_length), texts, n)
+    t = per_sentence(lambda s: teacher_macs(teacher.model, s),
+                     lambda x: model_inputs(tok, x, teacher.max_length)["input_ids"], texts, n)
+    s = per_sentence(lambda s: student_macs(student, s),
+                     lambda x: vocab.encode(tok, x, cfg.student.max_length), texts, n)
     return {"run": run.name, "shape": [cfg.student.hidden_size, cfg.student.embedding_dim],
             "batch_size": n, "sentences": len(texts),
             "teacher_macs_b1": t[0], "teacher_macs_b32": t[1],

@@ -179,6 +179,13 @@ def fastest_run(p: Predictor, inputs: list, threads: tuple[int, ...], rounds: in
     return runs[n], n
 
 
+def length_buckets(texts: list[str], batch_size: int) -> list[list[str]]:
+    """The batches throughput is timed on: the whole set sorted by length in words, so a batch
+    pads little, and the same batches for every model."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i].split()))
+    return [[texts[i] for i in order[s:s + batch_size]] for s in range(0, len(texts), batch_size)]
+
+
 def measure(p: Predictor, texts: list[str], labels: np.ndarray | None,
             teacher_pred: np.ndarray | None, timing: Timing) -> dict[str, Any]:
     """Accuracy, agreement and timing of one predictor on validation ``texts``.
@@ -215,11 +222,7 @@ def measure(p: Predictor, texts: list[str], labels: np.ndarray | None,
         t0 = time.perf_counter()
         run_b1(p.encode([texts[k]]))
         e2e[i] = time.perf_counter() - t0
-    # Throughput at batch_size over the whole set, in length buckets (sentences sorted by
-    # length, so a batch pads little), the same for every model.
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i].split()))
-    batches = [p.encode([texts[i] for i in order[s:s + batch_size]])
-               for s in range(0, len(texts), batch_size)]
+    batches = [p.encode(b) for b in length_buckets(texts, batch_size)]
     run_b32, threads_b32 = fastest_run(p, batches[::8], timing.threads)
     run_b32(batches[0])
     passes: list[float] = []
