@@ -6,7 +6,7 @@ Reads ``bench/results/sst2*.json`` and keeps the runs whose BiLSTM has the shape
 ``bench/sst2.yaml`` trains (hidden and embedding sizes): timings of another shape say nothing
 about this one. Prints one row per run with the CPU that ran it, then the range over them:
 README's cross-machine figure. The batch-32 range covers the runs timed in length buckets
-(every model's batches padded alike); older runs padded the teacher's batches more.
+(every model's batches sorted alike); older runs timed batches in the split's order.
 """
 
 from __future__ import annotations

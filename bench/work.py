@@ -11,7 +11,7 @@ Attention adds 2·L²·d per layer and sentence (scores and weighted sum). Looku
 activations are left out. The rates come from every committed run whose student has the run's
 shape (``bench/speed_range.py``): a speed-up is the teacher's work over the student's times
 the student's rate over the teacher's. Runs from before Compare's length buckets are left out:
-their teacher padded more than these counts.
+they timed batches in the split's order, which these counts do not describe.
 """
 
 from __future__ import annotations

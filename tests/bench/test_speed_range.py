@@ -21,7 +21,7 @@ def test_the_range_covers_only_runs_of_the_configured_shape(speed_range, tmp_pat
     res = tmp_path / "results"
     res.mkdir()
     _results(res / "sst2.json", "AMD EPYC", 150, 77.7, 82.0)
-    # Before length buckets the teacher's batches padded more: its batch-32 figure stays out.
+    # Timed before length buckets (batches in the split's order): its batch-32 figure stays out.
     _results(res / "sst2-unbucketed.json", "AMD EPYC", 150, 78.0, 134.1, buckets=False)
     _results(res / "sst2-intel.json", "Intel Xeon", 150, 37.6, 47.0)
     _results(res / "sst2-old.json", "Intel Xeon", 150, 40.0, 50.0, flags=())  # no flags recorded
