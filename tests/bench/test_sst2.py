@@ -294,3 +294,22 @@ def test_the_time_budget_is_150_minutes_with_other_families_and_90_without(sst2)
     t = sst2._time_target(107 * 60, {}, target, 150)
     assert t["met"] and t["target"].startswith("whole benchmark ≤ 150 minutes")
     assert not sst2._time_target(151 * 60, {}, target, 150)["met"]
+
+
+def test_bilstm_only_trains_the_bilstm_alone_on_half_the_copies(sst2):
+    """--bilstm-only: no other family or baseline, 12 copies a sentence for 6 epochs, on top of
+    the config file; a --set still has the last word."""
+    import argparse
+
+    def config(bilstm_only, sets=()):
+        return sst2.base_config(argparse.Namespace(
+            config=str(ROOT / "bench" / "sst2.yaml"), bilstm_only=bilstm_only, set=list(sets)))
+
+    full, alone = config(False), config(True)
+    assert full.student.families == ["bilstm", "static", "transformer"]
+    assert full.augment.n_iter == 24 and full.student.epochs == 4
+    assert alone.student.families == ["bilstm"]
+    assert not alone.student.fasttext_baseline and not alone.student.model2vec_baseline
+    assert (alone.augment.n_iter, alone.student.epochs) == (12, 6)
+    assert alone.teacher == full.teacher and alone.static == full.static
+    assert config(True, ["student.epochs=5"]).student.epochs == 5
