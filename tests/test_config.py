@@ -138,3 +138,5 @@ def test_student_families_are_checked_and_keep_the_bilstm():
         RunConfig().with_overrides({"student.families": ["lstm"]})
     with pytest.raises(ValueError, match="static dropout"):
         RunConfig().with_overrides({"static.dropout": 1.5})
+    with pytest.raises(ValueError, match="static batch_size must be an integer"):
+        RunConfig().with_overrides({"static.batch_size": 0.5})

@@ -55,6 +55,8 @@ def test_each_family_names_its_variant_and_training_settings():
                                       "student.epochs": 2})
     st = REGISTRY["static"].train_config(cfg)
     assert (st.learning_rate, st.epochs, st.batch_size) == (0.01, 7, cfg.student.batch_size)
+    big = REGISTRY["static"].train_config(cfg.with_overrides({"static.batch_size": 512}))
+    assert (big.batch_size, big.epochs, cfg.student.batch_size) == (512, 7, 128)
     assert (st.keep, cfg.student.keep) == ("average", "last")
     off = RunConfig().with_overrides({"static.average_weights": False,
                                       "student.patience": 2, "student.keep": "best"})

@@ -296,8 +296,8 @@ def _check_families(value: Any) -> list[str]:
 class StaticConfig(Section):
     """The static-embedding student (family "static"): the fine-tuned teacher's output for
     each token alone and for frequent token pairs, PCA-projected, max-pooled over a sentence
-    into a ReLU layer. It trains on the same transfer set and soft labels as the BiLSTM, with
-    the student section's loss, batch size and schedule, and these settings of its own."""
+    into a ReLU layer. It trains on the BiLSTM's transfer set and soft labels, with the
+    student section's loss and schedule and these settings (None: the student section's)."""
 
     SECTION: typing.ClassVar[str] = "static"
 
@@ -305,8 +305,9 @@ class StaticConfig(Section):
     fc_size: int = 256
     dropout: float = 0.1
     learning_rate: float = 4e-3
-    #: Passes over the transfer set; None: the student section's ``epochs``.
+    #: Passes over the transfer set, and sentences a step.
     epochs: int | None = None
+    batch_size: int | None = None
     #: Rows for this many of the transfer set's most frequent pairs of neighbouring tokens,
     #: each starting from the teacher's state of the pair; 0: single tokens only.
     bigrams: int = 6000
@@ -322,8 +323,9 @@ class StaticConfig(Section):
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"static dropout must be in [0, 1), got {self.dropout}")
         check_pos("static learning_rate", self.learning_rate)
-        if self.epochs is not None:
-            check_int("static epochs", self.epochs, 1, 1000)
+        for key, hi in (("epochs", 1000), ("batch_size", 65536)):
+            if getattr(self, key) is not None:
+                check_int(f"static {key}", getattr(self, key), 1, hi)
 
 
 @dataclass

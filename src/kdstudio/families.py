@@ -108,7 +108,8 @@ def _static_training(cfg: RunConfig) -> StudentConfig:
     st = cfg.static
     kept = {"keep": "average", "patience": 0} if st.average_weights else {}
     return dataclasses.replace(cfg.student, learning_rate=st.learning_rate, dropout=st.dropout,
-                               epochs=st.epochs or cfg.student.epochs, **kept)
+                               epochs=st.epochs or cfg.student.epochs,
+                               batch_size=st.batch_size or cfg.student.batch_size, **kept)
 
 
 def _build_transformer(cfg: RunConfig, vocab: StudentVocab, num_labels: int, teacher,
