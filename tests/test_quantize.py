@@ -110,8 +110,9 @@ def test_student_exports_at_every_supported_opset(tmp_path, opset):
     assert np.abs(run_student_onnx(session(path), ids) - ref).max() <= 1e-4
 
 
-@pytest.mark.parametrize("bigrams", [0, 40])
-def test_static_student_exports_and_quantizes_its_table(tmp_path, bigrams):
+@pytest.mark.parametrize("bigrams,max_length", [(0, 64), (40, 64), (40, 3)])
+def test_static_student_exports_and_quantizes_its_table(tmp_path, bigrams, max_length):
+    """``max_length`` 3: the 12-token rows span several pooling windows, still exact."""
     from kdstudio.student import StaticClassifier, top_bigrams
 
     torch.manual_seed(0)
@@ -125,17 +126,19 @@ def test_static_student_exports_and_quantizes_its_table(tmp_path, bigrams):
             used = m.table_rows(torch.from_numpy(ids))[:, 12:]
             assert (used >= 3000).sum() >= 9  # each row's own pairs, the repeated ones too
             m.embedding.weight[3000:] += 2.0  # so that the pairs' rows win some maxima
-    fp32 = export_student(m, tmp_path / "static.onnx")
+    fp32 = export_student(m, tmp_path / "static.onnx", max_length=max_length)
     int8 = quantize_int8(fp32, tmp_path / "static.int8.onnx",
                          op_types=REGISTRY["static"].int8_op_types)
     ops = check_quantized(int8, REGISTRY["static"].int8_ops)
-    # Only the table is int8; the two layers stay float MatMuls.
-    assert ops["DequantizeLinear"] == 1 and ops["MatMul"] == 2 and "MatMulInteger" not in ops
+    # The table is int8, and the first layer multiplies the pooled int8 row without turning
+    # it to float; the last layer (to the logits) stays a float MatMul.
+    assert ops["MatMulInteger"] == 1 and ops["MatMul"] == 1 and "DequantizeLinear" not in ops
     assert "LSTM" not in op_counts(fp32)
     assert ops.get("LabelEncoder", 0) == (1 if bigrams else 0)
     assert not dynamically_quantized(int8)  # a stored int8 table: no batch-wide scale
     order = [n.op_type for n in onnx.load(str(int8)).graph.node]
-    assert order.index("ReduceMax") < order.index("DequantizeLinear")  # the max of int8 rows
+    # The max of int8 rows: pooled, then turned to float.
+    assert order.index("MaxPool") < order.index("ReduceMax") < order.index("MatMulInteger")
     with torch.no_grad():
         ref = m(torch.from_numpy(ids)).numpy()
     s32, s8 = session(fp32), session(int8)
@@ -151,6 +154,22 @@ def test_static_student_exports_and_quantizes_its_table(tmp_path, bigrams):
     assert int8.stat().st_size < 0.3 * fp32.stat().st_size
     with pytest.raises(RuntimeError, match="no DynamicQuantizeLSTM"):
         check_quantized(int8)
+
+
+@pytest.mark.parametrize("opset", [17, 18, 21])
+def test_static_student_exports_at_every_supported_opset(tmp_path, opset):
+    from kdstudio.student import StaticClassifier
+
+    torch.manual_seed(0)
+    m = StaticClassifier(3000, 16, 8, 2, dropout=0.0).eval()
+    ids = _ids(4, 9, 2)
+    fp32 = export_student(m, tmp_path / "s.onnx", opset=opset, max_length=4)
+    int8 = quantize_int8(fp32, tmp_path / "s.int8.onnx",
+                         op_types=REGISTRY["static"].int8_op_types)
+    with torch.no_grad():
+        ref = m(torch.from_numpy(ids)).numpy()
+    assert np.abs(run_student_onnx(session(fp32), ids) - ref).max() <= 1e-5
+    assert np.abs(run_student_onnx(session(int8), ids) - ref).max() < 0.05 * np.ptp(ref)
 
 
 def test_tiny_transformer_exports_with_dynamic_batch_and_length(tmp_path):

@@ -173,9 +173,11 @@ REGISTRY: dict[str, Family] = {
                      lambda cfg: cfg.student, ("DynamicQuantizeLSTM", "MatMulInteger")),
     "static": Family("static", "static", "Static embeddings + soft labels + augmentation",
                      "static ONNX int8", "static-int8", _build_static, _static_training,
-                     # Only the table is int8: it is the size. The two small layers stay
-                     # float, as int8 they add six nodes that cost more than they save.
-                     ("DequantizeLinear",), int8_op_types=("Gather",)),
+                     # The quantizer stores the table in int8 (it is the size); the first
+                     # layer then takes the pooled int8 row as it is
+                     # (quantize._integer_matmul_after_dequantize). Quantizing the layers
+                     # dynamically would add six nodes that cost more than they save.
+                     ("MatMulInteger",), int8_op_types=("Gather",)),
     "transformer": Family("transformer", "transformer",
                           "Tiny transformer + soft labels + augmentation",
                           "transformer ONNX int8", "transformer-int8", _build_transformer,

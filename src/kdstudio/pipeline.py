@@ -275,7 +275,8 @@ def stage_quantize(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter) 
     out: dict = {}
     progress = Progress("quantize", total=len(students) + int(cfg.quantize.teacher))
     for k, (name, (model, vocab, meta)) in enumerate(students.items()):
-        fp32 = export_student(model, onnx_dir / f"{name}.onnx", cfg.quantize.opset)
+        fp32 = export_student(model, onnx_dir / f"{name}.onnx", cfg.quantize.opset,
+                              cfg.student.max_length)
         fam = REGISTRY[meta["arch"].get("family", "bilstm")]
         int8 = quantize_int8(fp32, onnx_dir / f"{name}.int8.onnx", op_types=fam.int8_op_types)
         ops = check_quantized(int8, fam.int8_ops)
