@@ -193,3 +193,52 @@ def test_tiny_transformer_exports_with_dynamic_batch_and_length(tmp_path):
         with torch.no_grad():
             ref = m(torch.from_numpy(ids)).numpy()
         assert np.abs(run_student_onnx(session(fp32), ids) - ref).max() < 1e-4
+
+
+def _dequantize_then_matmul(w: np.ndarray, second_reader: bool = False) -> onnx.ModelProto:
+    """uint8 (B, K) → DequantizeLinear (scale 0.05, zero 120) → MatMul by ``w`` → ``y``."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    n = helper.make_node
+    nodes = [n("DequantizeLinear", ["q", "s", "z"], ["x"]), n("MatMul", ["x", "w"], ["y"])]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", w.shape[1]])]
+    if second_reader:
+        nodes.append(n("Relu", ["x"], ["x_relu"]))
+        outputs.append(helper.make_tensor_value_info("x_relu", TensorProto.FLOAT,
+                                                     ["b", w.shape[0]]))
+    inits = [numpy_helper.from_array(np.array(0.05, np.float32), "s"),
+             numpy_helper.from_array(np.array(120, np.uint8), "z"),
+             numpy_helper.from_array(w, "w")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(
+        "q", TensorProto.UINT8, ["b", w.shape[0]])], outputs, inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return m
+
+
+def test_integer_matmul_after_dequantize_keeps_the_products(tmp_path):
+    """The rewrite multiplies the 8-bit input as it is. Full-range inputs against the largest
+    weights are where x86's u8s8 kernel saturates with 8-bit weights; 7 bits stay within
+    half a weight step of the float product."""
+    import onnxruntime as ort
+
+    from kdstudio.quantize import _integer_matmul_after_dequantize
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(0, 1, (64, 16)).astype(np.float32)
+    w[:, 3] *= 20  # one column far larger than the rest: its own scale
+    q = np.concatenate([np.full((1, 64), 255, np.uint8),
+                        rng.integers(0, 256, (7, 64)).astype(np.uint8)])
+    m = _dequantize_then_matmul(w)
+    assert _integer_matmul_after_dequantize(m.graph)
+    onnx.checker.check_model(m)
+    assert [n.op_type for n in m.graph.node] == ["MatMulInteger", "Cast", "Mul"]
+    y = ort.InferenceSession(m.SerializeToString()).run(None, {"q": q})[0]
+    ref = ((q.astype(np.float32) - 120) * 0.05) @ w
+    step = np.abs(w).max(0) / 63  # one 7-bit weight step, per column
+    assert np.all(np.abs(y - ref) <= 0.5 * step * np.abs(q.astype(np.float32) - 120).sum(1,
+                                                                        keepdims=True) * 0.05)
+    # A float tensor read twice stays float.
+    shared = _dequantize_then_matmul(w, second_reader=True)
+    assert not _integer_matmul_after_dequantize(shared.graph)
+    assert [n.op_type for n in shared.graph.node] == ["DequantizeLinear", "MatMul", "Relu"]

@@ -360,10 +360,12 @@ def _integer_matmul_after_dequantize(graph) -> bool:
     scalars = {name for name, i in inits.items() if len(i.dims) == 0}
     readers = Counter(name for n in graph.node for name in n.input)
     reader = {name: n for n in graph.node for name in n.input}
+    outputs = {o.name for o in graph.output}
     changed = False
     for dq in [n for n in graph.node if n.op_type == "DequantizeLinear"]:
         mm = reader.get(dq.output[0])
-        if (readers[dq.output[0]] != 1 or mm.op_type != "MatMul" or len(dq.input) < 3
+        if (readers[dq.output[0]] != 1 or dq.output[0] in outputs
+                or mm.op_type != "MatMul" or len(dq.input) < 3
                 or dq.input[1] not in scalars or mm.input[0] != dq.output[0]
                 or mm.input[1] not in inits or len(inits[mm.input[1]].dims) != 2
                 or inits[mm.input[1]].data_type != onnx.TensorProto.FLOAT):
