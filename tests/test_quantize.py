@@ -156,13 +156,18 @@ def test_static_student_exports_and_quantizes_its_table(tmp_path, bigrams, max_l
         check_quantized(int8)
 
 
-@pytest.mark.parametrize("opset", [17, 18, 21])
+@pytest.mark.parametrize("opset", [14, 17, 18, 21, 23])
 def test_static_student_exports_at_every_supported_opset(tmp_path, opset):
-    from kdstudio.student import StaticClassifier
+    from kdstudio.student import StaticClassifier, top_bigrams
 
-    torch.manual_seed(0)
-    m = StaticClassifier(3000, 16, 8, 2, dropout=0.0).eval()
     ids = _ids(4, 9, 2)
+    ids[:, :3] = [5, 6, 7]  # pairs that every row has, so the pairs' rows are used
+    codes = top_bigrams(list(ids), 3000, 2)
+    torch.manual_seed(0)
+    m = StaticClassifier(3000, 16, 8, 2, dropout=0.0, bigrams=len(codes)).eval()
+    with torch.no_grad():
+        m.bigram_codes.copy_(torch.from_numpy(codes))
+        m.embedding.weight[3000:] += 2.0  # so that the pairs' rows win some maxima
     fp32 = export_student(m, tmp_path / "s.onnx", opset=opset, max_length=4)
     int8 = quantize_int8(fp32, tmp_path / "s.int8.onnx",
                          op_types=REGISTRY["static"].int8_op_types)
@@ -238,7 +243,70 @@ def test_integer_matmul_after_dequantize_keeps_the_products(tmp_path):
     step = np.abs(w).max(0) / 63  # one 7-bit weight step, per column
     assert np.all(np.abs(y - ref) <= 0.5 * step * np.abs(q.astype(np.float32) - 120).sum(1,
                                                                         keepdims=True) * 0.05)
-    # A float tensor read twice stays float.
+    # The scale the DequantizeLinear read is folded into the Mul's and goes with it.
+    assert "s" not in {i.name for i in m.graph.initializer}
+    # A float tensor read twice, or one the graph returns, stays float.
     shared = _dequantize_then_matmul(w, second_reader=True)
     assert not _integer_matmul_after_dequantize(shared.graph)
     assert [n.op_type for n in shared.graph.node] == ["DequantizeLinear", "MatMul", "Relu"]
+    returned = _dequantize_then_matmul(w)
+    returned.graph.output.append(returned.graph.output[0])
+    returned.graph.output[1].name = "x"
+    assert not _integer_matmul_after_dequantize(returned.graph)
+
+
+def test_integer_matmul_after_dequantize_rewrites_every_pair():
+    """Two DequantizeLinear → MatMul pairs in one graph: both become integer products."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from kdstudio.quantize import _integer_matmul_after_dequantize
+
+    m = _dequantize_then_matmul(np.eye(4, dtype=np.float32))
+    g = m.graph
+    g.node.extend([helper.make_node("DequantizeLinear", ["q", "s", "z"], ["x2"]),
+                   helper.make_node("MatMul", ["x2", "w2"], ["y2"])])
+    g.initializer.append(numpy_helper.from_array(2 * np.eye(4, dtype=np.float32), "w2"))
+    g.output.append(helper.make_tensor_value_info("y2", TensorProto.FLOAT, ["b", 4]))
+    assert _integer_matmul_after_dequantize(g)
+    onnx.checker.check_model(m)
+    assert [n.op_type for n in g.node].count("MatMulInteger") == 2
+    assert "DequantizeLinear" not in [n.op_type for n in g.node]
+
+
+def test_max_before_dequantize_moves_every_dequantize_past_its_pooling():
+    """Two 8-bit inputs, each dequantized then max-pooled: both maxima are taken over the
+    8-bit values, the logits unchanged; a pooled tensor the graph returns stays float."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from kdstudio.quantize import _max_before_dequantize
+
+    n = helper.make_node
+    nodes, outputs = [], []
+    for k in ("a", "b"):
+        nodes += [n("DequantizeLinear", [f"q{k}", "s", "z"], [f"x{k}"]),
+                  n("Transpose", [f"x{k}"], [f"t{k}"], perm=[0, 2, 1]),
+                  n("ReduceMax", [f"t{k}"], [f"y{k}"], axes=[2], keepdims=0)]
+        outputs.append(helper.make_tensor_value_info(f"y{k}", TensorProto.FLOAT, ["b", 3]))
+    g = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info(f"q{k}", TensorProto.UINT8, ["b", "r", 3])
+                     for k in ("a", "b")], outputs,
+        [numpy_helper.from_array(np.array(0.5, np.float32), "s"),
+         numpy_helper.from_array(np.array(7, np.uint8), "z")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    q = {k: np.random.default_rng(0).integers(0, 256, (2, 5, 3)).astype(np.uint8)
+         for k in ("qa", "qb")}
+    before = ort.InferenceSession(m.SerializeToString()).run(None, q)
+    returned = onnx.ModelProto()
+    returned.CopyFrom(m)
+    assert _max_before_dequantize(m.graph)
+    onnx.checker.check_model(m)
+    assert [x.op_type for x in m.graph.node] == ["Transpose", "ReduceMax", "DequantizeLinear"] * 2
+    after = ort.InferenceSession(m.SerializeToString()).run(None, q)
+    assert all(np.array_equal(x, y) for x, y in zip(before, after, strict=True))
+    returned.graph.output.append(helper.make_tensor_value_info("ta", TensorProto.FLOAT,
+                                                               ["b", 3, "r"]))
+    assert _max_before_dequantize(returned.graph)  # only the second chain moves
+    assert [x.op_type for x in returned.graph.node][:3] == [
+        "DequantizeLinear", "Transpose", "ReduceMax"]

@@ -110,13 +110,14 @@ def export_static(model: torch.nn.Module, path: str | Path, opset: int = 17,
     pair's from a hash map, ``ai.onnx.ml`` LabelEncoder), max over them, two layers.
 
     The max is a MaxPool whose window spans the rows of a ``max_length``-token input, then
-    a ReduceMax over the windows (one, unless the input is longer): ONNX Runtime runs that
-    MaxPool vectorised and channels-last, where its ReduceMax over the rows of a batch-1 int8
-    input costs about three times as long (docs/decisions.md, "static int8 graph").
+    a ReduceMax over the windows (one, unless the input is longer): in the int8 graph ONNX
+    Runtime runs that MaxPool vectorised and channels-last, where its ReduceMax over the
+    rows of one sentence costs about three times as long (docs/decisions.md, "static int8
+    graph"; the float graph, which only checks the export, is slower at batch 32).
 
     The padding row holds each column's minimum over the other rows, so it never wins a max
     and the graph needs no mask (a row always has a token: ``StudentVocab.encode``). The
-    int8 table keeps that order, as quantizing never swaps two values."""
+    8-bit table keeps that order, as quantizing never swaps two values."""
     from .student import PAD
 
     model = model.eval().cpu()
@@ -316,24 +317,50 @@ def quantize_int8(src: str | Path, dst: str | Path, per_channel: bool = False,
 _ORDER_KEEPING = ("Transpose", "MaxPool", "ReduceMax")
 
 
+def _readers(graph) -> tuple[Counter, dict, set]:
+    """How many nodes read each tensor, the (last) node reading it, and the graph outputs."""
+    return (Counter(name for n in graph.node for name in n.input),
+            {name: n for n in graph.node for name in n.input},
+            {o.name for o in graph.output})
+
+
+def _set_nodes(graph, nodes: list) -> None:
+    del graph.node[:]
+    graph.node.extend(nodes)
+
+
+def _drop_unread(graph, names) -> None:
+    """Remove the initializers among ``names`` that no node reads any longer."""
+    read = {name for n in graph.node for name in n.input}
+    for i in [i for i in graph.initializer if i.name in set(names) - read]:
+        graph.initializer.remove(i)
+
+
 def _max_before_dequantize(graph) -> bool:
-    """Take each max over int8 values before turning them to float: move a per-tensor
+    """Take each max over 8-bit values before turning them to float: move a per-tensor
     DequantizeLinear past the Transpose / MaxPool / ReduceMax chain that alone reads it. The
     max is the same element and the logits are the same, from one row instead of every
-    token's (the static student's graph: about 7 % faster at batch 1)."""
-    scalars = {i.name for i in graph.initializer if len(i.dims) == 0}
-    readers = Counter(name for n in graph.node for name in n.input)
-    reader = {name: n for n in graph.node for name in n.input}
+    token's (about 7 % faster at batch 1 when the static student pooled by ReduceMax)."""
     changed = False
+    while _max_before_one_dequantize(graph):
+        changed = True
+    return changed
+
+
+def _max_before_one_dequantize(graph) -> bool:
+    scalars = {i.name for i in graph.initializer if len(i.dims) == 0}
+    readers, reader, outputs = _readers(graph)
     for dq in [n for n in graph.node if n.op_type == "DequantizeLinear"]:
         chain, out = [], dq.output[0]
-        while readers[out] == 1 and reader[out].op_type in _ORDER_KEEPING:
+        # A graph output keeps its type, so the chain stops before one.
+        while (out not in outputs and readers[out] == 1
+               and reader[out].op_type in _ORDER_KEEPING):
             chain.append(reader[out])
             out = chain[-1].output[0]
         if dq.input[1] not in scalars or not {"MaxPool", "ReduceMax"} & {
                 c.op_type for c in chain}:
             continue
-        # The chain's tensors turn int8: drop the float types the quantizer noted for them.
+        # The chain's tensors turn 8-bit: drop the float types the quantizer noted for them.
         typed = [v for v in graph.value_info if v.name not in {c.output[0] for c in chain}]
         del graph.value_info[:]
         graph.value_info.extend(typed)
@@ -343,40 +370,47 @@ def _max_before_dequantize(graph) -> bool:
         nodes = list(graph.node)
         nodes.remove(dq)
         nodes.insert(nodes.index(chain[-1]) + 1, dq)
-        del graph.node[:]
-        graph.node.extend(nodes)
+        _set_nodes(graph, nodes)
+        return True
+    return False
+
+
+def _integer_matmul_after_dequantize(graph) -> bool:
+    """Where a per-tensor DequantizeLinear feeds only a MatMul by a constant float weight
+    that nothing else reads, multiply its 8-bit values by 7-bit weights instead (a scale per
+    output column): MatMulInteger, then one Mul by both scales. The input is not quantized
+    again, as dynamic quantization would, so this adds no error on that side; the static
+    student's first layer reads a quarter of the bytes, and its graph runs about 2
+    microseconds (of 30) faster at batch 1 on a 2-core AVX2 CPU (docs/decisions.md, "static
+    int8 graph")."""
+    changed = False
+    while _integer_matmul_after_one_dequantize(graph):
         changed = True
     return changed
 
 
-def _integer_matmul_after_dequantize(graph) -> bool:
-    """Where a per-tensor DequantizeLinear feeds only a MatMul by a constant float weight,
-    multiply its 8-bit values by the weight in 8 bits instead (a scale per output column):
-    MatMulInteger, then one Mul by both scales. The input is not quantized again, as
-    dynamic quantization would, so this adds no error on that side; the static student's
-    first layer reads a quarter of the bytes, and its graph runs about 2 microseconds (of
-    30) faster at batch 1 on a 2-core AVX2 CPU (docs/decisions.md, "static int8 graph")."""
+def _integer_matmul_after_one_dequantize(graph) -> bool:
     inits = {i.name: i for i in graph.initializer}
-    scalars = {name for name, i in inits.items() if len(i.dims) == 0}
-    readers = Counter(name for n in graph.node for name in n.input)
-    reader = {name: n for n in graph.node for name in n.input}
-    outputs = {o.name for o in graph.output}
-    changed = False
+    eight_bit = (onnx.TensorProto.UINT8, onnx.TensorProto.INT8)
+    readers, reader, outputs = _readers(graph)
     for dq in [n for n in graph.node if n.op_type == "DequantizeLinear"]:
         mm = reader.get(dq.output[0])
-        if (readers[dq.output[0]] != 1 or dq.output[0] in outputs
-                or mm.op_type != "MatMul" or len(dq.input) < 3
-                or dq.input[1] not in scalars or mm.input[0] != dq.output[0]
-                or mm.input[1] not in inits or len(inits[mm.input[1]].dims) != 2
-                or inits[mm.input[1]].data_type != onnx.TensorProto.FLOAT):
+        w_init = inits.get(mm.input[1]) if mm is not None and len(mm.input) > 1 else None
+        zero = inits.get(dq.input[2]) if len(dq.input) > 2 else None
+        if (readers[dq.output[0]] != 1 or dq.output[0] in outputs or mm.op_type != "MatMul"
+                or mm.input[0] != dq.output[0] or zero is None
+                or zero.data_type not in eight_bit
+                or dq.input[1] not in inits or len(inits[dq.input[1]].dims) != 0
+                or w_init is None or readers[w_init.name] != 1 or len(w_init.dims) != 2
+                or w_init.data_type != onnx.TensorProto.FLOAT):
             continue
-        w = numpy_helper.to_array(inits[mm.input[1]])
+        w = numpy_helper.to_array(w_init)
         # Seven bits, as the quantizer's reduce_range: x86 multiplies uint8 by int8 with
-        # VPMADDUBSW, which saturates a pair of full-range products (a 0.2 logit error on
-        # the test's tiny model with eight bits).
+        # VPMADDUBSW, which saturates a pair of full-range products (0.11 logit error on
+        # the tests' tiny model with eight bits).
         scale = np.abs(w).max(0) / 63.0
         scale[scale == 0] = 1.0
-        name = mm.input[1]
+        name = w_init.name
         graph.initializer.extend([
             _init(f"{name}_int8", np.clip(np.round(w / scale), -63, 63).astype(np.int8)),
             _init(f"{name}_int8_zero", np.zeros(w.shape[1], np.int8)),
@@ -392,12 +426,10 @@ def _integer_matmul_after_dequantize(graph) -> bool:
         at = nodes.index(mm)
         nodes[at:at + 1] = new
         nodes.remove(dq)
-        del graph.node[:]
-        graph.node.extend(nodes)
-        if readers[name] == 1:
-            graph.initializer.remove(inits[name])
-        changed = True
-    return changed
+        _set_nodes(graph, nodes)
+        _drop_unread(graph, [name, dq.input[1]])
+        return True
+    return False
 
 
 def op_counts(path: str | Path) -> dict[str, int]:
