@@ -103,14 +103,19 @@ def test_tiny_transformer_keeps_the_teachers_last_layers_and_reads_student_ids(t
             assert torch.allclose(loaded(ids), out, atol=1e-6)
 
 
-def test_tiny_transformer_reads_every_teacher_token_and_the_others_the_training_ones(
+def test_the_families_on_teacher_tables_read_every_teacher_token_and_static_the_training_ones(
         tiny_backbone):
     teacher = _Teacher(tiny_backbone)
     tok = teacher.tokenizer
+    cfg = RunConfig()
     run_vocab = StudentVocab.build(tok, ["good movie", "bad film"], 16)
-    vocab = REGISTRY["transformer"].vocabulary(tok, run_vocab)
-    assert REGISTRY["bilstm"].vocabulary(tok, run_vocab) is run_vocab
-    assert REGISTRY["static"].vocabulary(tok, run_vocab) is run_vocab
+    vocab = REGISTRY["transformer"].vocabulary(cfg, tok, run_vocab)
+    assert REGISTRY["static"].vocabulary(cfg, tok, run_vocab) is run_vocab
+    # The BiLSTM keeps every teacher token while its table starts from the teacher's; a
+    # random table has nothing to say about a token training never uses.
+    assert REGISTRY["bilstm"].vocabulary(cfg, tok, run_vocab).teacher_ids == vocab.teacher_ids
+    random_init = cfg.with_overrides({"student.embedding_init": "random"})
+    assert REGISTRY["bilstm"].vocabulary(random_init, tok, run_vocab) is run_vocab
     special = set(tok.all_special_ids) - {tok.mask_token_id}
     assert len(vocab) == len(tok) - len(special) + 2
     # A word the training texts never use is unknown to the run's vocabulary, not to the
@@ -134,9 +139,10 @@ def test_tiny_transformer_reads_every_teacher_token_and_the_others_the_training_
 
 
 def test_a_family_with_its_own_vocabulary_is_validated_as_compare_reads_it(tiny_backbone):
-    """The tiny transformer keeps every teacher token; its accuracy while training must not
-    turn the validation words the transfer set never uses into unknowns (it read up to 1.6
-    points below Compare's figure for the same model on SST-2)."""
+    """The tiny transformer (and the BiLSTM on the teacher's table) keeps every teacher token;
+    its accuracy while training must not turn the validation words the transfer set never
+    uses into unknowns (it read up to 1.6 points below Compare's figure for the same model on
+    SST-2)."""
     from transformers import AutoTokenizer
 
     from kdstudio.families import family_rows
@@ -151,14 +157,24 @@ def test_a_family_with_its_own_vocabulary_is_validated_as_compare_reads_it(tiny_
     val_ids = vocab.encode_ragged(tok, val, 16)
     assert (val_ids[0] == UNK).any()  # "fine" is unknown to the transfer set's vocabulary
 
-    fvocab, fdata, fval = family_rows(REGISTRY["transformer"], vocab, tok, data, val_ids, val,
-                                      16)
+    cfg = RunConfig().with_overrides({"student.max_length": 16})
+    fvocab, fdata, fval = family_rows(REGISTRY["transformer"], cfg, vocab, tok, data, val_ids,
+                                      val)
     whole = StudentVocab.whole(tok)
     for got, want in zip(fval, whole.encode_ragged(tok, val, 16), strict=True):
         np.testing.assert_array_equal(got, want)
     assert not any((r == UNK).any() for r in fval)
     for got, want in zip(fdata.ids, whole.encode_ragged(tok, train, 16), strict=True):
         np.testing.assert_array_equal(got, want)
+    # The BiLSTM on the teacher's table reads "fine" too, through the teacher's row for it.
+    bvocab, _, bval = family_rows(REGISTRY["bilstm"], cfg, vocab, tok, data, val_ids, val)
+    assert not any((r == UNK).any() for r in bval)
+    teacher = _Teacher(tiny_backbone)
+    model = REGISTRY["bilstm"].build(cfg, bvocab, 2, teacher, 0, [])
+    table = model.embedding.weight
+    fine = int(bval[0][-1])
+    rows = teacher.model.get_input_embeddings().weight  # 32 wide: no PCA below 200
+    assert torch.equal(table[fine], rows[tok.convert_tokens_to_ids("fine")])
     # A family on the run's vocabulary gets its rows back untouched.
-    assert family_rows(REGISTRY["static"], vocab, tok, data, val_ids, val, 16) == (
+    assert family_rows(REGISTRY["static"], cfg, vocab, tok, data, val_ids, val) == (
         vocab, data, val_ids)

@@ -203,3 +203,20 @@ def test_students_of_each_family_round_trip(tmp_path):
         ids = torch.tensor([[2, 3, 4, 0]])
         with torch.no_grad():
             assert torch.equal(loaded(ids), model(ids))
+
+
+def test_pca_fitted_on_some_rows_projects_the_others_without_moving_them():
+    """Rows no training text uses (BERT's [unused] tokens) must not bend the basis the
+    used rows are projected onto."""
+    from kdstudio.student import pca_project
+
+    g = torch.Generator().manual_seed(0)
+    used = torch.randn(40, 16, generator=g) * torch.linspace(3, 0.1, 16)
+    junk = torch.randn(30, 16, generator=g) * 5
+    rows = torch.cat([torch.zeros(1, 16), used, junk])
+    fit = torch.arange(1, 41)
+    alone = pca_project(torch.cat([torch.zeros(1, 16), used]), 4)
+    both = pca_project(rows, 4, fit)
+    assert torch.allclose(both[:41].abs(), alone.abs(), atol=1e-4)  # up to each axis's sign
+    assert not torch.allclose(pca_project(rows, 4)[:41].abs(), alone.abs(), atol=1e-2)
+    assert both[41:].abs().sum() > 0  # the others still get rows, through the same map

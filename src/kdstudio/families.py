@@ -47,13 +47,21 @@ class Family:
     max_rows: Callable[[RunConfig], int | None] = lambda cfg: None
     #: The operator types the int8 quantizer converts (None: every one it handles).
     int8_op_types: tuple[str, ...] | None = None
-    #: (teacher tokenizer, the run's vocabulary) → the vocabulary this family reads.
-    vocabulary: Callable[[object, StudentVocab], StudentVocab] = lambda tok, vocab: vocab
+    #: (config, teacher tokenizer, the run's vocabulary) → the vocabulary this family reads.
+    vocabulary: Callable[[RunConfig, object, StudentVocab], StudentVocab] = (
+        lambda cfg, tok, vocab: vocab)
 
 
 def _build_bilstm(cfg: RunConfig, vocab: StudentVocab, num_labels: int, teacher,
                   seed: int, ids: list) -> nn.Module:
-    return build_student(cfg.student, vocab, num_labels, teacher.model, seed=seed)
+    return build_student(cfg.student, vocab, num_labels, teacher.model, seed=seed, ids=ids)
+
+
+def _bilstm_vocabulary(cfg: RunConfig, tok, vocab: StudentVocab) -> StudentVocab:
+    """Every teacher token when the table starts from the teacher's: a validation word the
+    transfer set never uses (1 SST-2 sentence in 3 has one) keeps its teacher row instead of
+    becoming unknown (docs/decisions.md, "BiLSTM vocabulary")."""
+    return StudentVocab.whole(tok) if cfg.student.embedding_init == "teacher" else vocab
 
 
 @torch.no_grad()
@@ -152,25 +160,26 @@ def _transformer_training(cfg: RunConfig) -> StudentConfig:
     return dataclasses.replace(cfg.student, learning_rate=tc.learning_rate, epochs=tc.epochs)
 
 
-def family_rows(fam: Family, vocab: StudentVocab, tokenizer, data, val_ids: list,
-                val_texts: list[str], max_length: int) -> tuple:
+def family_rows(fam: Family, cfg: RunConfig, vocab: StudentVocab, tokenizer, data,
+                val_ids: list, val_texts: list[str]) -> tuple:
     """(vocabulary, training rows, validation ids) for a family that may read a vocabulary of
     its own: the transfer set's ids mapped into it, and the validation texts encoded with it,
     as Compare reads them (mapped, its tokens the transfer set never uses would be unknown)."""
     from .train import TrainSet
 
-    fvocab = fam.vocabulary(tokenizer, vocab)
+    fvocab = fam.vocabulary(cfg, tokenizer, vocab)
     if fvocab is vocab:
         return vocab, data, val_ids
     to = vocab.ids_in(fvocab)
     data = TrainSet([to[r] for r in data.ids], data.labels, data.teacher_logits)
-    return fvocab, data, fvocab.encode_ragged(tokenizer, val_texts, max_length)
+    return fvocab, data, fvocab.encode_ragged(tokenizer, val_texts, cfg.student.max_length)
 
 
 REGISTRY: dict[str, Family] = {
     "bilstm": Family("bilstm", "distilled", "BiLSTM + soft labels + augmentation",
                      "student ONNX int8", "student-int8", _build_bilstm,
-                     lambda cfg: cfg.student, ("DynamicQuantizeLSTM", "MatMulInteger")),
+                     lambda cfg: cfg.student, ("DynamicQuantizeLSTM", "MatMulInteger"),
+                     vocabulary=_bilstm_vocabulary),
     "static": Family("static", "static", "Static embeddings + soft labels + augmentation",
                      "static ONNX int8", "static-int8", _build_static, _static_training,
                      # The quantizer stores the table in 8 bits (it is the size); the first
@@ -186,5 +195,5 @@ REGISTRY: dict[str, Family] = {
                           # Its table is the teacher's own, so it keeps every token: the
                           # ones the transfer set never uses (1 validation sentence in 3
                           # has one) still mean what they meant to the teacher.
-                          vocabulary=lambda tok, vocab: StudentVocab.whole(tok)),
+                          vocabulary=lambda cfg, tok, vocab: StudentVocab.whole(tok)),
 }

@@ -217,8 +217,8 @@ def stage_student(run: Run, cfg: RunConfig, task: TaskData, report: _Reporter,
     for name, label, mode, data, vc, fam in jobs:
         if agreed(run.cancel_requested()):
             break
-        fvocab, data, fval_ids = family_rows(fam, vocab, teacher.tokenizer, data, val_ids,
-                                             task.validation.texts, sc.max_length)
+        fvocab, data, fval_ids = family_rows(fam, cfg, vocab, teacher.tokenizer, data,
+                                             val_ids, task.validation.texts)
         model = fam.build(cfg, fvocab, task.num_labels, teacher, seed, data.ids)
         out_dir = run.file(f"{R.STUDENTS_DIR}/{name}")
         meta = {"variant": name, "family": fam.name, "label": label, "mode": mode,

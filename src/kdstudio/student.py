@@ -228,20 +228,24 @@ def num_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def pca_project(rows: torch.Tensor, dim: int) -> torch.Tensor:
-    """Project embedding rows (row 0 = padding) onto their top ``dim`` principal components.
+def pca_project(rows: torch.Tensor, dim: int, fit: torch.Tensor | None = None) -> torch.Tensor:
+    """Project embedding rows (row 0 = padding) onto the top ``dim`` principal components of
+    the rows ``fit`` names (default: all but padding).
 
     The cheapest way to a narrower table that keeps the teacher's geometry; the result is
-    rescaled to the rows' original spread so training starts at a familiar scale.
+    rescaled to the fitted rows' original spread so training starts at a familiar scale.
+    Fitting on the rows training uses keeps rows no text uses (BERT's ``[unused]`` tokens,
+    other scripts) from bending the basis: 0.75 points on SST-2 (docs/decisions.md).
     """
     if dim >= rows.shape[1]:
         return rows
-    kept = rows[1:]
+    fit = torch.arange(1, rows.shape[0]) if fit is None else fit
+    kept = rows[fit]
     mean = kept.mean(0, keepdim=True)
     _, _, v = torch.linalg.svd(kept - mean, full_matrices=False)
     proj = v[:dim].T  # (E, k), k = min(dim, rows kept): a tiny vocabulary has fewer
     out = (rows - mean) @ proj
-    out = out / out[1:].std().clamp(min=1e-6) * kept.std()
+    out = out / out[fit].std().clamp(min=1e-6) * kept.std()
     if out.shape[1] < dim:  # pad with zero columns, which training can still fill
         out = torch.cat([out, out.new_zeros(out.shape[0], dim - out.shape[1])], 1)
     out[PAD] = 0.0
@@ -249,24 +253,31 @@ def pca_project(rows: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 def teacher_embedding_rows(teacher_model: nn.Module, vocab: StudentVocab,
-                           dim: int | None) -> torch.Tensor:
-    """Teacher input-embedding rows for the student's tokens, optionally PCA-projected."""
+                           dim: int | None, fit: torch.Tensor | None = None) -> torch.Tensor:
+    """Teacher input-embedding rows for the student's tokens, optionally PCA-projected (the
+    basis fitted on the rows ``fit`` names)."""
     table = teacher_model.get_input_embeddings().weight.detach().float().cpu()  # (V_t, E_t)
     idx = torch.tensor([vocab.unk_teacher_id, vocab.unk_teacher_id] + vocab.teacher_ids)
     rows = table[idx].clone()  # (V_s, E_t)
     rows[PAD] = 0.0
-    return rows if dim is None else pca_project(rows, dim)
+    return rows if dim is None else pca_project(rows, dim, fit)
 
 
 def build_student(cfg: StudentConfig, vocab: StudentVocab, num_labels: int,
-                  teacher_model: nn.Module | None = None, seed: int = 42) -> BiLSTMClassifier:
-    """A student for ``vocab``; "teacher" embeddings need the ``teacher_model``."""
+                  teacher_model: nn.Module | None = None, seed: int = 42,
+                  ids: list[np.ndarray] | None = None) -> BiLSTMClassifier:
+    """A student for ``vocab``; "teacher" embeddings need the ``teacher_model``, and their
+    PCA is fitted on the rows the training rows ``ids`` use (all rows without them)."""
     torch.manual_seed(seed)
     init = None
     if cfg.embedding_init == "teacher":
         if teacher_model is None:
             raise ValueError("embedding_init='teacher' needs the teacher model")
-        init = teacher_embedding_rows(teacher_model, vocab, cfg.embedding_dim)
+        fit = None
+        if ids:
+            fit = torch.from_numpy(np.union1d(np.unique(np.concatenate(ids)), [UNK]))
+            fit = fit[fit != PAD]
+        init = teacher_embedding_rows(teacher_model, vocab, cfg.embedding_dim, fit)
         dim = init.shape[1]
     else:
         dim = cfg.embedding_dim or 300
