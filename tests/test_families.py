@@ -111,9 +111,12 @@ def test_the_families_on_teacher_tables_read_every_teacher_token_and_static_the_
     run_vocab = StudentVocab.build(tok, ["good movie", "bad film"], 16)
     vocab = REGISTRY["transformer"].vocabulary(cfg, tok, run_vocab)
     assert REGISTRY["static"].vocabulary(cfg, tok, run_vocab) is run_vocab
-    # The BiLSTM keeps every teacher token while its table starts from the teacher's; a
-    # random table has nothing to say about a token training never uses.
-    assert REGISTRY["bilstm"].vocabulary(cfg, tok, run_vocab).teacher_ids == vocab.teacher_ids
+    # The BiLSTM keeps every teacher token while its table starts from the teacher's (the
+    # transfer set's first, with their ids); a random table has nothing to say about a token
+    # training never uses.
+    bilstm = REGISTRY["bilstm"].vocabulary(cfg, tok, run_vocab)
+    assert sorted(bilstm.teacher_ids) == vocab.teacher_ids
+    assert bilstm.teacher_ids[:len(run_vocab) - 2] == run_vocab.teacher_ids
     random_init = cfg.with_overrides({"student.embedding_init": "random"})
     assert REGISTRY["bilstm"].vocabulary(random_init, tok, run_vocab) is run_vocab
     special = set(tok.all_special_ids) - {tok.mask_token_id}

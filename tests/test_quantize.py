@@ -110,6 +110,21 @@ def test_student_exports_at_every_supported_opset(tmp_path, opset):
     assert np.abs(run_student_onnx(session(path), ids) - ref).max() <= 1e-4
 
 
+@pytest.mark.parametrize("opset", [14, 17, 21, 23])
+def test_a_table_with_narrow_rows_exports_at_every_supported_opset(tmp_path, opset):
+    """The two-table read at the opsets `quantize.opset` allows, on the ids at its edges."""
+    torch.manual_seed(0)
+    m = BiLSTMClassifier(300, 16, 6, 5, 2, dropout=0.0, narrow=(100, 4)).eval()
+    with torch.no_grad():
+        m.embedding.weight[100:, 4:] = 0.0
+    path = export_student(m, tmp_path / "s.onnx", opset=opset)
+    ids = np.array([[1, 99, 100, 299, 0], [100, 0, 0, 0, 0], [299, 2, 101, 98, 7]])
+    with torch.no_grad():
+        ref = m(torch.from_numpy(ids)).numpy()
+    assert np.abs(run_student_onnx(session(path), ids) - ref).max() <= 1e-4
+    assert "embedding.narrow" in {i.name for i in onnx.load(str(path)).graph.initializer}
+
+
 @pytest.mark.parametrize("bigrams,max_length", [(0, 64), (40, 64), (40, 3)])
 def test_static_student_exports_and_quantizes_its_table(tmp_path, bigrams, max_length):
     """``max_length`` 3: the 12-token rows span several pooling windows, still exact."""
@@ -310,3 +325,39 @@ def test_max_before_dequantize_moves_every_dequantize_past_its_pooling():
     assert _max_before_dequantize(returned.graph)  # only the second chain moves
     assert [x.op_type for x in returned.graph.node][:3] == [
         "DequantizeLinear", "Transpose", "ReduceMax"]
+
+
+def test_rows_zero_past_their_first_columns_are_stored_narrow_and_read_the_same(
+        tmp_path, exported):
+    """A BiLSTM's rows for tokens training never reads keep only their first columns; the
+    graph stores them as a second, narrower table (what keeps its file small) and must give
+    the logits the PyTorch model gives, for ids in both tables."""
+    torch.manual_seed(0)
+    m = BiLSTMClassifier(3000, 64, 32, 16, 3, dropout=0.0, narrow=(1000, 8)).eval()
+    with torch.no_grad():
+        m.embedding.weight[1000:, 8:] = 0.0
+    fp32 = export_student(m, tmp_path / "n.onnx")
+    shapes = {i.name: tuple(i.dims) for i in onnx.load(str(fp32)).graph.initializer}
+    assert shapes["embedding.weight"] == (1000, 64) and shapes["embedding.narrow"] == (2000, 8)
+    ids = _ids(32, 20, 7)
+    ids[-1, :] = 0
+    assert (ids >= 1000).any() and ((ids > 1) & (ids < 1000)).any()
+    with torch.no_grad():
+        ref = m(torch.from_numpy(ids)).numpy()
+    assert np.abs(run_student_onnx(session(fp32), ids) - ref).max() <= 1e-4
+    int8 = quantize_int8(fp32, tmp_path / "n.int8.onnx")
+    assert op_counts(int8)["DequantizeLinear"] >= 2  # both tables in 8 bits
+    # 2,000 rows of 8 bytes instead of 64: the file is smaller by about their difference.
+    _, _, whole8 = exported
+    assert int8.stat().st_size < whole8.stat().st_size - 0.9 * 2000 * 56
+    a, b = run_student_onnx(session(fp32), ids), run_student_onnx(session(int8), ids)
+    assert (a.argmax(-1) == b.argmax(-1)).mean() >= 0.9
+    # Rows that are not zero past those columns (a table trained after all) keep one table,
+    # and say so.
+    with torch.no_grad():
+        m.embedding.weight[1500, 20] = 1.0
+    with pytest.warns(UserWarning, match="exported whole"):
+        whole = export_student(m, tmp_path / "w.onnx")
+    assert "embedding.narrow" not in {i.name for i in onnx.load(str(whole)).graph.initializer}
+    assert np.abs(run_student_onnx(session(whole), ids) - m(torch.from_numpy(ids)).detach()
+                  .numpy()).max() <= 1e-4

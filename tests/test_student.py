@@ -220,3 +220,53 @@ def test_pca_fitted_on_some_rows_projects_the_others_without_moving_them():
     assert torch.allclose(both[:41].abs(), alone.abs(), atol=1e-4)  # up to each axis's sign
     assert not torch.allclose(pca_project(rows, 4)[:41].abs(), alone.abs(), atol=1e-2)
     assert both[41:].abs().sum() > 0  # the others still get rows, through the same map
+
+
+def test_rows_training_never_reads_keep_their_first_components(tiny_backbone, tmp_path,
+                                                               monkeypatch):
+    """The BiLSTM's vocabulary keeps the transfer set's ids and adds every other teacher
+    token after them; those rows are the teacher's through the same PCA, cut to their first
+    NARROW_DIM columns (what the export stores narrow), and still read by the model."""
+    from transformers import AutoModel, AutoTokenizer
+
+    import kdstudio.student as S
+
+    monkeypatch.setattr(S, "NARROW_DIM", 3)
+    tok = AutoTokenizer.from_pretrained(tiny_backbone)
+    teacher = AutoModel.from_pretrained(tiny_backbone)
+    texts = ["good movie", "bad film", "a dull , boring plot"]
+    run_vocab = StudentVocab.build(tok, texts, 16)
+    vocab = run_vocab.extended(tok)
+    first = len(run_vocab)
+    assert vocab.teacher_ids[:first - 2] == run_vocab.teacher_ids
+    assert sorted(vocab.teacher_ids) == StudentVocab.whole(tok).teacher_ids
+    ids = run_vocab.encode_ragged(tok, texts, 16)
+    cfg = StudentConfig(hidden_size=4, fc_size=4, embedding_dim=8)
+    s = build_student(cfg, vocab, 2, teacher, ids=ids)
+    table = s.embedding.weight
+    assert s.narrow == (first, 3)
+    assert table[first:, 3:].abs().sum() == 0 and (table[first:, :3].abs().sum(1) > 0).all()
+    assert (table[2:first, 3:].abs().sum(1) > 0).all()  # the transfer set's rows are whole
+    fit = torch.from_numpy(np.union1d(np.concatenate(ids), [1]))  # [MASK] is not in `texts`
+    want = S.teacher_embedding_rows(teacher, vocab, 8, fit)
+    assert torch.allclose(table[:first], want[:first])
+    assert torch.allclose(table[first:, :3], want[first:, :3])
+    fine = vocab.encode(tok, ["fine"], 4)[0, 0]
+    assert fine >= first  # a word training never read, with a row of its own
+    save_student(s, vocab, ["neg", "pos"], tmp_path)
+    loaded, _, meta = load_student(tmp_path)
+    assert loaded.narrow == (first, 3) and meta["arch"]["narrow"] == [first, 3]
+    x = torch.tensor([[2, fine, 3]])
+    with torch.no_grad():
+        assert torch.equal(loaded(x), s.eval()(x))
+    # Its graph stores the narrow rows apart and reads both parts as the model does.
+    from kdstudio.quantize import export_student, run_student_onnx, session
+
+    path = export_student(s.eval(), tmp_path / "s.onnx")
+    edges = np.array([[2, fine, first, len(vocab) - 1, first - 1]])
+    with torch.no_grad():
+        ref = s(torch.from_numpy(edges)).numpy()
+    assert np.abs(run_student_onnx(session(path), edges) - ref).max() <= 1e-4
+    # Without PCA the columns are not components, and every row stays whole.
+    assert build_student(StudentConfig(hidden_size=4, fc_size=4, embedding_dim=None), vocab,
+                         2, teacher, ids=ids).narrow is None

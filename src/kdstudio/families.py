@@ -58,10 +58,11 @@ def _build_bilstm(cfg: RunConfig, vocab: StudentVocab, num_labels: int, teacher,
 
 
 def _bilstm_vocabulary(cfg: RunConfig, tok, vocab: StudentVocab) -> StudentVocab:
-    """Every teacher token when the table starts from the teacher's: a validation word the
-    transfer set never uses (1 SST-2 sentence in 3 has one) keeps its teacher row instead of
-    becoming unknown (docs/decisions.md, "BiLSTM vocabulary")."""
-    return StudentVocab.whole(tok) if cfg.student.embedding_init == "teacher" else vocab
+    """Every teacher token when the table starts from the teacher's, the transfer set's own
+    first: a validation word the transfer set never uses (1 SST-2 sentence in 3 has one)
+    keeps its teacher row instead of becoming unknown (docs/decisions.md, "BiLSTM
+    vocabulary"), in a narrower part of the table (``student.NARROW_DIM``)."""
+    return vocab.extended(tok) if cfg.student.embedding_init == "teacher" else vocab
 
 
 @torch.no_grad()

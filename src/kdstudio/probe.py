@@ -40,8 +40,9 @@ def median_call_ms(fn, calls: int, warmup: int) -> float:
 def host_probe(threads: int = 2, calls: int = 300, warmup: int = 30, seed: int = 0) -> dict:
     """Median milliseconds of two fixed workloads on ``threads`` threads.
 
-    ``int8_bilstm_b1_ms``: an untrained BiLSTM of the default student's shape, exported and
-    quantized to int8 exactly as the pipeline does, one sentence of 5-39 tokens per call in
+    ``int8_bilstm_b1_ms``: an untrained BiLSTM of the default student's shape (one table,
+    as when the probe was first used, so readings stay comparable), exported and quantized
+    to int8 as the pipeline does, one sentence of 5-39 tokens per call in
     ONNX Runtime (the int8 student's batch-1 kernels). ``torch_matmul_ms``: a 64x384 by
     384x1536 float product in PyTorch (the teacher's kernels).
     """

@@ -27,6 +27,10 @@ from .config import StudentConfig
 from .tokens import token_ids
 
 PAD, UNK = 0, 1
+#: Columns a BiLSTM keeps in the rows of tokens its training never reads (teacher rows
+#: through the PCA, so its first components): on SST-2 40 of 200 keep the int8 file 25x
+#: smaller than the teacher for 0.23 points (docs/decisions.md, "NARROW_DIM").
+NARROW_DIM = 40
 
 
 class StudentVocab:
@@ -57,6 +61,14 @@ class StudentVocab:
         special = set(tokenizer.all_special_ids) - {tokenizer.mask_token_id}
         return cls([i for i in range(len(tokenizer)) if i not in special], len(tokenizer),
                    tokenizer.unk_token_id or 0)
+
+    def extended(self, tokenizer) -> StudentVocab:
+        """This vocabulary's tokens, keeping their ids, then every other teacher token but
+        the special ones: a word training never saw is still the teacher's, not unknown."""
+        own = set(self.teacher_ids)
+        rest = [i for i in StudentVocab.whole(tokenizer).teacher_ids if i not in own]
+        return StudentVocab(self.teacher_ids + rest, self.teacher_vocab_size,
+                            self.unk_teacher_id)
 
     def ids_in(self, other: StudentVocab) -> np.ndarray:
         """``result[k]`` is ``other``'s id of this vocabulary's id ``k`` (padding stays 0)."""
@@ -104,9 +116,12 @@ class BiLSTMClassifier(nn.Module):
     logits (Tang et al.)."""
 
     def __init__(self, vocab_size: int, embedding_dim: int, hidden_size: int, fc_size: int,
-                 num_labels: int, dropout: float = 0.1):
+                 num_labels: int, dropout: float = 0.1, narrow: tuple[int, int] | None = None):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD)
+        #: (first row, columns): the table's rows from there on are zero past those columns,
+        #: so the exported graph stores them narrower (quantize.export_bilstm).
+        self.narrow = tuple(narrow) if narrow else None
         self.fwd = nn.LSTM(embedding_dim, hidden_size, batch_first=True)
         self.bwd = nn.LSTM(embedding_dim, hidden_size, batch_first=True)
         self.dropout = nn.Dropout(dropout)
@@ -269,7 +284,7 @@ def build_student(cfg: StudentConfig, vocab: StudentVocab, num_labels: int,
     """A student for ``vocab``; "teacher" embeddings need the ``teacher_model``, and their
     PCA is fitted on the rows the training rows ``ids`` use (all rows without them)."""
     torch.manual_seed(seed)
-    init = None
+    init = narrow = None
     if cfg.embedding_init == "teacher":
         if teacher_model is None:
             raise ValueError("embedding_init='teacher' needs the teacher model")
@@ -279,10 +294,15 @@ def build_student(cfg: StudentConfig, vocab: StudentVocab, num_labels: int,
             fit = fit[fit != PAD]
         init = teacher_embedding_rows(teacher_model, vocab, cfg.embedding_dim, fit)
         dim = init.shape[1]
+        projected = dim < teacher_model.get_input_embeddings().weight.shape[1]
+        first = int(fit.max()) + 1 if fit is not None and len(fit) else len(vocab)
+        if projected and first < len(vocab) and dim > NARROW_DIM:
+            init[first:, NARROW_DIM:] = 0.0  # PCA columns: the first ones say the most
+            narrow = (first, NARROW_DIM)
     else:
         dim = cfg.embedding_dim or 300
     model = BiLSTMClassifier(len(vocab), dim, cfg.hidden_size, cfg.fc_size, num_labels,
-                             cfg.dropout)
+                             cfg.dropout, narrow)
     if init is not None:
         with torch.no_grad():
             model.embedding.weight.copy_(init)
@@ -301,7 +321,8 @@ def student_arch(model: nn.Module) -> dict:
     if isinstance(model, StaticClassifier):
         return {"family": "static", **a, "vocab_size": model.num_tokens,
                 "bigrams": model.bigrams, "pooling": "max"}
-    return {"family": "bilstm", **a, "hidden_size": model.fwd.hidden_size}
+    return {"family": "bilstm", **a, "hidden_size": model.fwd.hidden_size,
+            **({"narrow": list(model.narrow)} if model.narrow else {})}
 
 
 def student_from_arch(a: dict) -> nn.Module:
@@ -326,7 +347,7 @@ def student_from_arch(a: dict) -> nn.Module:
         raise ValueError(f"this BiLSTM student pools its states by {a['pooling']!r}, which "
                          "this version no longer supports; train it again")
     return BiLSTMClassifier(a["vocab_size"], a["embedding_dim"], a["hidden_size"],
-                            a["fc_size"], a["num_labels"], dropout=0.0)
+                            a["fc_size"], a["num_labels"], dropout=0.0, narrow=a.get("narrow"))
 
 
 def save_student(model: nn.Module, vocab: StudentVocab, label_names: list[str],
