@@ -185,7 +185,7 @@ REGISTRY: dict[str, Family] = {
                      "static ONNX int8", "static-int8", _build_static, _static_training,
                      # The quantizer stores the table in 8 bits (it is the size); the first
                      # layer then takes the pooled 8-bit row as it is
-                     # (quantize._integer_matmul_after_dequantize). Quantizing the layers
+                     # (int8_rewrites.integer_matmul_after_dequantize). Quantizing the layers
                      # dynamically would add six nodes that cost more than they save.
                      ("MatMulInteger",), int8_op_types=("Gather",)),
     "transformer": Family("transformer", "transformer",
