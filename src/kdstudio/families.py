@@ -171,8 +171,9 @@ def family_rows(fam: Family, cfg: RunConfig, vocab: StudentVocab, tokenizer, dat
     fvocab = fam.vocabulary(cfg, tokenizer, vocab)
     if fvocab is vocab:
         return vocab, data, val_ids
-    to = vocab.ids_in(fvocab)
-    data = TrainSet([to[r] for r in data.ids], data.labels, data.teacher_logits)
+    if fvocab.teacher_ids[:len(vocab.teacher_ids)] != vocab.teacher_ids:  # ids move
+        to = vocab.ids_in(fvocab)
+        data = TrainSet([to[r] for r in data.ids], data.labels, data.teacher_logits)
     return fvocab, data, fvocab.encode_ragged(tokenizer, val_texts, cfg.student.max_length)
 
 

@@ -235,7 +235,8 @@ def _bilstm_table(model: torch.nn.Module) -> tuple[list, list]:
     if narrow and np.any(table[first:, cols:]):
         warnings.warn(f"the table's rows from {first} on are not zero past column {cols} "
                       "(trained after all?): exported whole, as one table", stacklevel=2)
-    if not narrow or np.any(table[first:, cols:]):
+        narrow = False
+    if not narrow:
         return [_init("embedding.weight", table)], [
             n("Gather", ["embedding.weight", "input_ids"], ["emb"])]
     inits = [_init("embedding.weight", table[:first]),

@@ -290,7 +290,7 @@ def build_student(cfg: StudentConfig, vocab: StudentVocab, num_labels: int,
             raise ValueError("embedding_init='teacher' needs the teacher model")
         fit = None
         if ids:
-            fit = torch.from_numpy(np.union1d(np.unique(np.concatenate(ids)), [UNK]))
+            fit = torch.from_numpy(np.union1d(np.concatenate(ids), [UNK]))
             fit = fit[fit != PAD]
         init = teacher_embedding_rows(teacher_model, vocab, cfg.embedding_dim, fit)
         dim = init.shape[1]
